@@ -1,0 +1,98 @@
+"""Schemas, strict codecs, semantic rules and stable digests for the FibQuant v1 KV contracts."""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from fib_quant_kv.codec import Encoding
+    from fib_quant_kv.contracts import (
+        Document,
+        json_schema_validator,
+        markers,
+        schema,
+        schema_text,
+    )
+    from fib_quant_kv.derive import (
+        canonical_layout,
+        element_count,
+        new_page_geometry,
+        page_count,
+        vector_count,
+    )
+    from fib_quant_kv.digests import digest, encode
+    from fib_quant_kv.document import Verdict, check, decode
+    from fib_quant_kv.errors import (
+        CorruptPayload,
+        DecodeError,
+        DependencyUnsupported,
+        FibQuantKvError,
+        ResourceLimitExceeded,
+        SchemaError,
+        Violation,
+    )
+    from fib_quant_kv.rules import collect_violations, validate
+    from fib_quant_kv_models import (
+        KvAttentionKind,
+        KvCacheLayoutV1,
+        KvDtype,
+        KvLayoutOrder,
+        KvPageGeometryV1,
+        KvRole,
+        KvRopeState,
+        KvTensorShapeV1,
+    )
+
+# Names are resolved on first use, so `import fib_quant_kv` (and the CLI's start) does not pay
+# for pydantic, jsonschema or the codecs until something needs them.
+_EXPORTS: dict[str, str] = {
+    "CorruptPayload": "fib_quant_kv.errors",
+    "DecodeError": "fib_quant_kv.errors",
+    "DependencyUnsupported": "fib_quant_kv.errors",
+    "Document": "fib_quant_kv.contracts",
+    "Encoding": "fib_quant_kv.codec",
+    "FibQuantKvError": "fib_quant_kv.errors",
+    "KvAttentionKind": "fib_quant_kv_models",
+    "KvCacheLayoutV1": "fib_quant_kv_models",
+    "KvDtype": "fib_quant_kv_models",
+    "KvLayoutOrder": "fib_quant_kv_models",
+    "KvPageGeometryV1": "fib_quant_kv_models",
+    "KvRole": "fib_quant_kv_models",
+    "KvRopeState": "fib_quant_kv_models",
+    "KvTensorShapeV1": "fib_quant_kv_models",
+    "ResourceLimitExceeded": "fib_quant_kv.errors",
+    "SchemaError": "fib_quant_kv.errors",
+    "Verdict": "fib_quant_kv.document",
+    "Violation": "fib_quant_kv.errors",
+    "canonical_layout": "fib_quant_kv.derive",
+    "check": "fib_quant_kv.document",
+    "collect_violations": "fib_quant_kv.rules",
+    "decode": "fib_quant_kv.document",
+    "digest": "fib_quant_kv.digests",
+    "element_count": "fib_quant_kv.derive",
+    "encode": "fib_quant_kv.digests",
+    "json_schema_validator": "fib_quant_kv.contracts",
+    "markers": "fib_quant_kv.contracts",
+    "new_page_geometry": "fib_quant_kv.derive",
+    "page_count": "fib_quant_kv.derive",
+    "schema": "fib_quant_kv.contracts",
+    "schema_text": "fib_quant_kv.contracts",
+    "validate": "fib_quant_kv.rules",
+    "vector_count": "fib_quant_kv.derive",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'fib_quant_kv' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

@@ -1,0 +1,39 @@
+"""Strict codecs: bytes to plain values and canonical bytes back, in JSON or CBOR."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from fib_quant_kv.codec import cbor, json
+
+Encoding = Literal["json", "cbor"]
+ENCODINGS: tuple[Encoding, ...] = ("json", "cbor")
+
+_UTF8_BOM = b"\xef\xbb\xbf"
+
+
+def detect(data: bytes) -> Encoding:
+    """The encoding of a document, from its first byte.
+
+    JSON text starts with an ASCII byte (whitespace or a value), and a UTF-8 byte order mark is
+    handed to the JSON codec to be refused by name. A CBOR map or array starts with a byte of
+    0x80 or more, as does every other CBOR item a document might begin with by mistake.
+    """
+    if data[:1] >= b"\x80" and not data.startswith(_UTF8_BOM):
+        return "cbor"
+    return "json"
+
+
+def decode_value(data: bytes, encoding: Encoding | None = None) -> Any:
+    """Strictly decode bytes into plain values; the encoding is detected unless given."""
+    chosen = encoding or detect(data)
+    return cbor.decode(data) if chosen == "cbor" else json.decode(data)
+
+
+def encode_value(mapping: dict[str, Any], encoding: Encoding) -> bytes:
+    """Canonical bytes of a mapping whose order is the contract's field order."""
+    if encoding == "json":
+        return json.encode(mapping)
+    if encoding == "cbor":
+        return cbor.encode(mapping)
+    raise ValueError(f"unknown encoding {encoding!r}: expected one of {', '.join(ENCODINGS)}")

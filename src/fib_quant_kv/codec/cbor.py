@@ -1,0 +1,141 @@
+"""Strict CBOR: the JSON data model in RFC 8949 items, decoded without trusting length claims."""
+
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+import cbor2
+
+from fib_quant_kv.codec.limits import MAX_DEPTH, MAX_DOCUMENT_BYTES
+from fib_quant_kv.errors import DecodeError, pointer
+
+# cbor2's decoder accepts trailing bytes and repeated keys and allocates what a length
+# claims; decoding is therefore done here, over the small subset a v1 document can use.
+# Encoding is cbor2's, in RFC 8949 section 4.2.1 core deterministic form.
+
+_FLOAT_FORMATS = {25: ">e", 26: ">f", 27: ">d"}
+_SIMPLE = {20: False, 21: True, 22: None}
+
+
+class _Reader:
+    __slots__ = ("data", "pos")
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.pos = 0
+
+    def fail(self, message: str, path: tuple[str | int, ...]) -> DecodeError:
+        return DecodeError(f"{message} (at byte {self.pos})", pointer=pointer(*path))
+
+    def take(self, n: int, path: tuple[str | int, ...]) -> bytes:
+        end = self.pos + n
+        if end > len(self.data):
+            raise self.fail(
+                f"truncated: an item claims {n} bytes, {len(self.data) - self.pos} remain", path
+            )
+        chunk = self.data[self.pos : end]
+        self.pos = end
+        return chunk
+
+    def head(self, path: tuple[str | int, ...]) -> tuple[int, int, int]:
+        """Major type, additional information, and the argument it encodes."""
+        if self.pos >= len(self.data):
+            raise self.fail("truncated: expected another CBOR item", path)
+        initial = self.data[self.pos]
+        self.pos += 1
+        major, info = initial >> 5, initial & 0x1F
+        if info < 24:
+            return major, info, info
+        if info <= 27:
+            size = 1 << (info - 24)
+            return major, info, int.from_bytes(self.take(size, path), "big")
+        if info == 31:
+            raise self.fail("indefinite-length items are not allowed: expected definite lengths", path)
+        raise self.fail(f"reserved additional information {info} is not well-formed CBOR", path)
+
+    def item(self, path: tuple[str | int, ...], depth: int) -> Any:
+        start = self.pos
+        major, info, arg = self.head(path)
+        if major == 0:
+            return arg
+        if major == 1:
+            # A JSON number too; the structural layer refuses it with this pointer.
+            return -1 - arg
+        if major == 3:
+            raw = self.take(arg, path)
+            try:
+                return raw.decode("utf-8")
+            except UnicodeDecodeError:
+                self.pos = start
+                raise self.fail("invalid UTF-8 in a text string", path) from None
+        if major in (4, 5):
+            if depth >= MAX_DEPTH:
+                raise self.fail(f"nesting deeper than {MAX_DEPTH} levels", path)
+            # Every item takes at least one byte, so a count beyond what remains is a lie,
+            # refused before anything is allocated for it.
+            remaining = len(self.data) - self.pos
+            if (arg if major == 4 else 2 * arg) > remaining:
+                raise self.fail(
+                    f"truncated: claims {arg} {'items' if major == 4 else 'pairs'}, "
+                    f"{remaining} bytes remain",
+                    path,
+                )
+            if major == 4:
+                return [self.item((*path, i), depth + 1) for i in range(arg)]
+            return self.map(arg, path, depth)
+        if major == 2:
+            self.pos = start
+            raise self.fail("byte string: expected a text string or an unsigned integer", path)
+        if major == 6:
+            self.pos = start
+            raise self.fail(f"tag {arg}: tags are not allowed", path)
+        # Major type 7: floats and the JSON simple values stay values, for the schema to judge.
+        if info in _SIMPLE:
+            return _SIMPLE[info]
+        if info in _FLOAT_FORMATS:
+            fmt = _FLOAT_FORMATS[info]
+            return struct.unpack(fmt, arg.to_bytes(struct.calcsize(fmt), "big"))[0]
+        self.pos = start
+        raise self.fail(f"simple value {arg}: not part of the JSON data model", path)
+
+    def map(self, pairs: int, path: tuple[str | int, ...], depth: int) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for _ in range(pairs):
+            key_start = self.pos
+            major, _info, arg = self.head(path)
+            if major != 3:
+                self.pos = key_start
+                raise self.fail("map key is not a text string: expected text keys only", path)
+            raw = self.take(arg, path)
+            try:
+                key = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                self.pos = key_start
+                raise self.fail("invalid UTF-8 in a map key", path) from None
+            if key in out:
+                self.pos = key_start
+                raise self.fail(f"duplicate key {key!r}: expected each key once", (*path, key))
+            out[key] = self.item((*path, key), depth + 1)
+        return out
+
+
+def decode(data: bytes) -> Any:
+    """Decode exactly one CBOR item into plain Python values (the JSON data model)."""
+    if len(data) > MAX_DOCUMENT_BYTES:
+        raise DecodeError(
+            f"document of {len(data)} bytes is larger than the {MAX_DOCUMENT_BYTES}-byte limit"
+        )
+    reader = _Reader(data)
+    value = reader.item((), 0)
+    if reader.pos != len(data):
+        raise reader.fail(
+            f"{len(data) - reader.pos} trailing bytes after the document: expected exactly one item",
+            (),
+        )
+    return value
+
+
+def encode(mapping: dict[str, Any]) -> bytes:
+    """RFC 8949 section 4.2.1 core deterministic encoding of a mapping."""
+    return cbor2.dumps(mapping, canonical=True)

@@ -1,0 +1,188 @@
+"""Strict JSON: exactly what serde_json accepts for the v1 documents, and compact canonical output."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fib_quant_kv.codec.limits import MAX_DEPTH, MAX_DOCUMENT_BYTES, MAX_INTEGER_DIGITS
+from fib_quant_kv.errors import DecodeError, pointer
+
+_BOM = b"\xef\xbb\xbf"
+
+# The json module's terse messages, said as what was expected.
+_EXPLAINED = {
+    "Extra data": "trailing data after the document: expected exactly one JSON value",
+    "Expecting value": "expected a JSON value",
+    "Invalid control character at": "raw control character in a string: expected it escaped",
+}
+
+
+class OversizedInteger(int):
+    """An integer literal with more digits than any u64; stands in for it without converting it."""
+
+    digits: int
+
+    def __new__(cls, digits: int) -> OversizedInteger:
+        # Any value past u64 fails the schema's maximum the same way, so one is as good as another.
+        self = super().__new__(cls, 10**MAX_INTEGER_DIGITS)
+        self.digits = digits
+        return self
+
+    def __repr__(self) -> str:
+        return f"<integer of {self.digits} digits>"
+
+    __str__ = __repr__
+
+
+class _Duplicate(dict[str, Any]):
+    """An object that had a repeated key; only built when locating the error."""
+
+    key: str
+
+
+def _parse_int(literal: str) -> int | float:
+    if literal[0] == "-":
+        if literal == "-0":
+            # JSON's integer grammar admits -0, serde_json's u32/u64 do not. As a float it stays
+            # a JSON number that the structural layer refuses with a pointer to where it is.
+            return -0.0
+        digits = len(literal) - 1
+    else:
+        digits = len(literal)
+    if digits > MAX_INTEGER_DIGITS:
+        return OversizedInteger(digits)
+    return int(literal)
+
+
+def _reject_constant(name: str) -> Any:
+    raise DecodeError(f"{name} is not valid JSON: expected a plain integer or string value")
+
+
+def _strict_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        raise _DuplicateKeyFound
+    return obj
+
+
+class _DuplicateKeyFound(Exception):
+    pass
+
+
+def _marking_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in obj:
+            dup = _Duplicate(obj)
+            dup.key = key
+            return dup
+        obj[key] = value
+    return obj
+
+
+_STRICT = json.JSONDecoder(
+    object_pairs_hook=_strict_pairs,
+    parse_float=float,
+    parse_int=_parse_int,  # type: ignore[arg-type]
+    parse_constant=_reject_constant,
+)
+_LOCATING = json.JSONDecoder(
+    object_pairs_hook=_marking_pairs,
+    parse_float=float,
+    parse_int=_parse_int,  # type: ignore[arg-type]
+    parse_constant=_reject_constant,
+)
+
+
+def _find(value: Any, path: tuple[str | int, ...], depth: int = 0) -> tuple[str | int, ...] | None:
+    """Where the first marked duplicate or lone surrogate is, depth first in document order."""
+    if isinstance(value, _Duplicate):
+        return (*path, value.key)
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if _has_surrogate(key):
+                return (*path, key)
+            found = _find(item, (*path, key), depth + 1)
+            if found is not None:
+                return found
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found = _find(item, (*path, index), depth + 1)
+            if found is not None:
+                return found
+    elif isinstance(value, str) and _has_surrogate(value):
+        return path
+    return None
+
+
+def _has_surrogate(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _check_depth(text: str) -> None:
+    # Counting brackets outside strings is a cheap upper bound on the nesting; it only runs
+    # when the document nests at all, which a valid v1 document never does.
+    depth = 0
+    in_string = False
+    escaped = False
+    for ch in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise DecodeError(f"nesting deeper than {MAX_DEPTH} levels")
+        elif ch in "]}":
+            depth -= 1
+
+
+def decode(data: bytes) -> Any:
+    """Parse one strict JSON document into plain Python values (the JSON data model)."""
+    if len(data) > MAX_DOCUMENT_BYTES:
+        raise DecodeError(f"document of {len(data)} bytes is larger than the {MAX_DOCUMENT_BYTES}-byte limit")
+    if data.startswith(_BOM):
+        raise DecodeError("expected a JSON value, found a UTF-8 byte order mark")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DecodeError(f"invalid UTF-8 at byte {exc.start}: expected UTF-8 text") from None
+    # Only a document with more than one container can nest; one '{' is the flat v1 object.
+    if text.count("[") + text.count("{") > 1:
+        _check_depth(text)
+    try:
+        value = _STRICT.decode(text)
+    except _DuplicateKeyFound:
+        where = _find(_LOCATING.decode(text), ())
+        key = where[-1] if where else "?"
+        raise DecodeError(f"duplicate key {key!r}: expected each key once", pointer=pointer(*(where or ()))) from None
+    except json.JSONDecodeError as exc:
+        what = _EXPLAINED.get(exc.msg, exc.msg)
+        raise DecodeError(f"malformed JSON at line {exc.lineno} column {exc.colno}: {what}") from None
+    except RecursionError:  # pragma: no cover - _check_depth refuses such input first
+        raise DecodeError(f"nesting deeper than {MAX_DEPTH} levels") from None
+    # serde_json refuses lone surrogate escapes; Python's json keeps them in the str.
+    if "\\u" in text:
+        where = _find(value, ())
+        if where is not None:
+            raise DecodeError(
+                "lone UTF-16 surrogate escape: expected a valid Unicode scalar value",
+                pointer=pointer(*where),
+            )
+    return value
+
+
+def encode(mapping: dict[str, Any]) -> bytes:
+    """Compact JSON in the mapping's own order, escaped as serde_json escapes."""
+    return json.dumps(mapping, ensure_ascii=False, separators=(",", ":")).encode("utf-8")

@@ -1,0 +1,97 @@
+"""The registry of contracts: schema marker -> kind, JSON Schema, generated model and shape needs."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
+
+from fib_quant_kv_models import KvCacheLayoutV1, KvPageGeometryV1, KvTensorShapeV1
+
+if TYPE_CHECKING:
+    from jsonschema.protocols import Validator
+    from referencing import Registry
+
+Kind = Literal["shape", "layout", "geometry"]
+Document: TypeAlias = KvTensorShapeV1 | KvCacheLayoutV1 | KvPageGeometryV1
+
+SHAPE_SCHEMA = "fib_quant_kv_tensor_shape_v1"
+LAYOUT_SCHEMA = "fib_quant_kv_cache_layout_v1"
+PAGE_GEOMETRY_SCHEMA = "fib_quant_kv_page_geometry_v1"
+
+
+@dataclass(frozen=True, slots=True)
+class Contract:
+    """One versioned document type. Its marker is also its digest domain."""
+
+    marker: str
+    kind: Kind
+    model: type[Document]
+    # Layouts and geometries are only meaningful against the shape they describe.
+    needs_shape: bool
+
+    @property
+    def schema_file(self) -> str:
+        """The name of the schema file, in schemas/ and inside the package."""
+        return f"{self.marker}.schema.json"
+
+
+CONTRACTS: dict[str, Contract] = {
+    c.marker: c
+    for c in (
+        Contract(SHAPE_SCHEMA, "shape", KvTensorShapeV1, needs_shape=False),
+        Contract(LAYOUT_SCHEMA, "layout", KvCacheLayoutV1, needs_shape=True),
+        Contract(PAGE_GEOMETRY_SCHEMA, "geometry", KvPageGeometryV1, needs_shape=True),
+    )
+}
+_BY_MODEL: dict[type[Document], Contract] = {c.model: c for c in CONTRACTS.values()}
+
+
+def markers() -> list[str]:
+    """Every shipped schema marker, sorted."""
+    return sorted(CONTRACTS)
+
+
+def contract_of(doc: Document) -> Contract:
+    """The contract of a model instance."""
+    try:
+        return _BY_MODEL[type(doc)]
+    except KeyError:
+        raise TypeError(
+            f"expected a contract model ({', '.join(m.__name__ for m in _BY_MODEL)}), "
+            f"got {type(doc).__name__}"
+        ) from None
+
+
+def schema_text(marker: str) -> str:
+    """The shipped JSON Schema of a marker, exactly as released."""
+    contract = CONTRACTS[marker]
+    return (resources.files("fib_quant_kv") / "schemas" / contract.schema_file).read_text("utf-8")
+
+
+@cache
+def schema(marker: str) -> dict[str, Any]:
+    """The shipped JSON Schema of a marker, parsed. Treat it as read-only."""
+    loaded: dict[str, Any] = json.loads(schema_text(marker))
+    return loaded
+
+
+@cache
+def schema_registry() -> Registry[Any]:
+    """A `referencing` registry of every shipped schema, so `$ref`s resolve offline."""
+    from referencing import Registry, Resource
+
+    resources_ = [Resource.from_contents(schema(m)) for m in markers()]
+    registry: Registry[Any] = Registry().with_resources(
+        (r.id(), r) for r in resources_ if r.id() is not None
+    )
+    return registry.crawl()
+
+
+def json_schema_validator(marker: str) -> Validator:
+    """A python-jsonschema Draft 2020-12 validator for a marker, resolving only shipped schemas."""
+    from jsonschema import Draft202012Validator
+
+    return Draft202012Validator(schema(marker), registry=schema_registry())

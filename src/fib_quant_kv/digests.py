@@ -1,0 +1,32 @@
+"""Canonical bytes of a validated document and their BLAKE3 digest under the contract's domain."""
+
+from __future__ import annotations
+
+from blake3 import blake3
+
+from fib_quant_kv.codec import Encoding, encode_value
+from fib_quant_kv.contracts import Document, contract_of
+from fib_quant_kv.rules import validate
+from fib_quant_kv_models import KvTensorShapeV1
+
+PREFIX = "blake3:"
+
+
+def domain_digest(domain: str, canonical: bytes) -> str:
+    """`blake3:` + hex BLAKE3-256 of domain || 0x00 || canonical bytes, as the reference hashes."""
+    hasher = blake3(domain.encode("utf-8"))
+    hasher.update(b"\x00")
+    hasher.update(canonical)
+    return PREFIX + hasher.hexdigest()
+
+
+def encode(doc: Document, encoding: Encoding = "json") -> bytes:
+    """The canonical bytes of a document: compact JSON in field order, or deterministic CBOR."""
+    contract_of(doc)  # a clear TypeError for anything but a contract model
+    return encode_value(doc.model_dump(mode="json"), encoding)
+
+
+def digest(doc: Document, shape: KvTensorShapeV1 | None = None, encoding: Encoding = "json") -> str:
+    """Validate, then digest the canonical bytes. The JSON digest is the reference's."""
+    validate(doc, shape)
+    return domain_digest(contract_of(doc).marker, encode(doc, encoding))

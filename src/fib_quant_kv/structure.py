@@ -1,0 +1,114 @@
+"""The structural stage: plain values to a generated strict model, or schema violations."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, ParamSpec, TypeVar
+
+from pydantic import ValidationError
+from pydantic_core import ErrorDetails
+
+from fib_quant_kv.contracts import CONTRACTS, Contract, Document, markers, schema
+from fib_quant_kv.errors import Violation, pointer
+
+P = ParamSpec("P")
+D = TypeVar("D", bound=Document)
+
+
+def _json_type(value: Any) -> str:
+    """A value's type as JSON names it, for messages."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    return type(value).__name__
+
+
+def _show(value: Any) -> str:
+    """A value as a message quotes it: short, and in JSON's words."""
+    if isinstance(value, dict | list):
+        return f"an {_json_type(value)}"
+    if isinstance(value, str):
+        return repr(value if len(value) <= 64 else value[:61] + "...")
+    if isinstance(value, bool) or value is None:
+        return "true" if value is True else "false" if value is False else "null"
+    if isinstance(value, int):
+        return str(value)  # an OversizedInteger says how many digits it had
+    return f"{_json_type(value)} {value!r}"
+
+
+def expected(contract: Contract, field: str) -> str:
+    """What the contract's schema admits for one field, in words."""
+    root = schema(contract.marker)
+    prop = root["properties"].get(field)
+    if prop is None:
+        return "no such field"
+    if "$ref" in prop:
+        prop = root["$defs"][prop["$ref"].rsplit("/", 1)[1]]
+    if "const" in prop:
+        return f"the string {prop['const']!r}"
+    if "enum" in prop:
+        return "one of " + ", ".join(repr(v) for v in prop["enum"])
+    if prop.get("type") == "integer":
+        return f"an integer in {prop['minimum']}..={prop['maximum']}"
+    return str(prop.get("type", "a value"))
+
+
+def _violation(contract: Contract, error: ErrorDetails) -> Violation:
+    loc = error["loc"]
+    field = str(loc[0]) if loc else ""
+    where = pointer(*loc)
+    kind = error["type"]
+    if kind == "missing":
+        return Violation("schema", where, f"missing required field {field!r}: expected {expected(contract, field)}")
+    if kind == "extra_forbidden":
+        allowed = ", ".join(schema(contract.marker)["properties"])
+        return Violation("schema", where, f"unknown field {field!r}: expected only {allowed}")
+    value = error.get("input")
+    return Violation("schema", where, f"expected {expected(contract, field)}, got {_show(value)}")
+
+
+def structure_violations(value: Any) -> tuple[Document | None, list[Violation]]:
+    """Build the model for a decoded document, or say every way it breaks its schema."""
+    if not isinstance(value, dict):
+        return None, [Violation("schema", "", f"expected a JSON object, got {_show(value)}")]
+    marker = value.get("schema_version")
+    contract = CONTRACTS.get(marker) if isinstance(marker, str) else None
+    if contract is None:
+        got = "nothing" if "schema_version" not in value else _show(marker)
+        return None, [
+            Violation(
+                "schema",
+                "/schema_version",
+                f"expected a schema marker, one of {', '.join(markers())}; got {got}",
+            )
+        ]
+    try:
+        return contract.model.model_validate(value), []
+    except ValidationError as exc:
+        return None, [_violation(contract, e) for e in exc.errors(include_url=False)]
+
+
+def to_model(value: Any) -> Document:
+    """Build the model for a decoded document; the first schema violation is raised."""
+    model, violations = structure_violations(value)
+    if model is None:
+        raise violations[0].to_error()
+    return model
+
+
+def from_fields(build: Callable[P, D], *args: P.args, **kwargs: P.kwargs) -> D:
+    """Build a model in code; a field its schema refuses is a SchemaError, not a pydantic one."""
+    try:
+        return build(*args, **kwargs)
+    except ValidationError as exc:
+        contract = next(c for c in CONTRACTS.values() if c.model.__name__ == exc.title)
+        raise _violation(contract, exc.errors(include_url=False)[0]).to_error() from None
