@@ -6,6 +6,17 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from fib_quant_kv_models import (
+        KvAttentionKind,
+        KvCacheLayoutV1,
+        KvDtype,
+        KvLayoutOrder,
+        KvPageGeometryV1,
+        KvRole,
+        KvRopeState,
+        KvTensorShapeV1,
+    )
+
     from fib_quant_kv.codec import Encoding
     from fib_quant_kv.contracts import (
         Document,
@@ -33,16 +44,6 @@ if TYPE_CHECKING:
         Violation,
     )
     from fib_quant_kv.rules import collect_violations, validate
-    from fib_quant_kv_models import (
-        KvAttentionKind,
-        KvCacheLayoutV1,
-        KvDtype,
-        KvLayoutOrder,
-        KvPageGeometryV1,
-        KvRole,
-        KvRopeState,
-        KvTensorShapeV1,
-    )
 
 # Names are resolved on first use, so `import fib_quant_kv` (and the CLI's start) does not pay
 # for pydantic, jsonschema or the codecs until something needs them.
@@ -82,7 +83,41 @@ _EXPORTS: dict[str, str] = {
     "vector_count": "fib_quant_kv.derive",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "CorruptPayload",
+    "DecodeError",
+    "DependencyUnsupported",
+    "Document",
+    "Encoding",
+    "FibQuantKvError",
+    "KvAttentionKind",
+    "KvCacheLayoutV1",
+    "KvDtype",
+    "KvLayoutOrder",
+    "KvPageGeometryV1",
+    "KvRole",
+    "KvRopeState",
+    "KvTensorShapeV1",
+    "ResourceLimitExceeded",
+    "SchemaError",
+    "Verdict",
+    "Violation",
+    "canonical_layout",
+    "check",
+    "collect_violations",
+    "decode",
+    "digest",
+    "element_count",
+    "encode",
+    "json_schema_validator",
+    "markers",
+    "new_page_geometry",
+    "page_count",
+    "schema",
+    "schema_text",
+    "validate",
+    "vector_count",
+]
 
 
 def __getattr__(name: str) -> Any:

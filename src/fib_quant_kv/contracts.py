@@ -1,4 +1,4 @@
-"""The registry of contracts: schema marker -> kind, JSON Schema, generated model and shape needs."""
+"""The registry of contracts: schema marker -> kind, JSON Schema, model and shape needs."""
 
 from __future__ import annotations
 
@@ -83,10 +83,9 @@ def schema_registry() -> Registry[Any]:
     """A `referencing` registry of every shipped schema, so `$ref`s resolve offline."""
     from referencing import Registry, Resource
 
-    resources_ = [Resource.from_contents(schema(m)) for m in markers()]
-    registry: Registry[Any] = Registry().with_resources(
-        (r.id(), r) for r in resources_ if r.id() is not None
-    )
+    # Each schema's absolute $id is its URI; nothing outside this registry is ever retrieved.
+    pairs = [(schema(m)["$id"], Resource.from_contents(schema(m))) for m in markers()]
+    registry: Registry[Any] = Registry().with_resources(pairs)
     return registry.crawl()
 
 

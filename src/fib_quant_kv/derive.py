@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from fib_quant_kv_models import KvCacheLayoutV1, KvPageGeometryV1, KvTensorShapeV1
+
 from fib_quant_kv.rules import validate
 from fib_quant_kv.rules.geometry import build_page_geometry, page_count_unchecked
 from fib_quant_kv.rules.layout import build_canonical_layout
 from fib_quant_kv.rules.shape import vector_count_unchecked
 from fib_quant_kv.structure import from_fields
-from fib_quant_kv_models import KvCacheLayoutV1, KvPageGeometryV1, KvTensorShapeV1
 
 
 def canonical_layout(shape: KvTensorShapeV1) -> KvCacheLayoutV1:
@@ -16,7 +17,9 @@ def canonical_layout(shape: KvTensorShapeV1) -> KvCacheLayoutV1:
     return build_canonical_layout(shape)
 
 
-def new_page_geometry(tokens_per_page: int, head_dim: int, encoded_block_bytes: int) -> KvPageGeometryV1:
+def new_page_geometry(
+    tokens_per_page: int, head_dim: int, encoded_block_bytes: int
+) -> KvPageGeometryV1:
     """A one-vector-per-block geometry; raw_vector_bytes saturates as the reference's does."""
     return from_fields(build_page_geometry, tokens_per_page, head_dim, encoded_block_bytes)
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from fib_quant_kv_models import KvTensorShapeV1
+
 from fib_quant_kv.codec import Encoding, decode_value
 from fib_quant_kv.contracts import Document, Kind, contract_of
 from fib_quant_kv.digests import domain_digest, encode
 from fib_quant_kv.errors import FibQuantKvError, Violation
 from fib_quant_kv.rules import collect_violations
 from fib_quant_kv.structure import structure_violations, to_model
-from fib_quant_kv_models import KvTensorShapeV1
 
 __all__ = ["Verdict", "check", "decode", "encode"]
 
@@ -41,7 +42,9 @@ class Verdict:
         return not self.violations and self.shape_checked
 
 
-def check(data: bytes, shape: KvTensorShapeV1 | None = None, encoding: Encoding | None = None) -> Verdict:
+def check(
+    data: bytes, shape: KvTensorShapeV1 | None = None, encoding: Encoding | None = None
+) -> Verdict:
     """Run bytes through every stage and report, never raise, what each stage found.
 
     A layout or geometry without a shape gets the checks that need none (decoding and its

@@ -77,7 +77,7 @@ class SchemaError(FibQuantKvError):
 
 
 class CorruptPayload(FibQuantKvError):
-    """A semantic rule of the reference codec fails: the document contradicts itself or its shape."""
+    """A semantic rule of the reference fails: the document contradicts itself or its shape."""
 
     code = "corrupt_payload"
 
@@ -96,5 +96,11 @@ class ResourceLimitExceeded(FibQuantKvError):
 
 ERROR_TYPES: dict[ErrorCode, type[FibQuantKvError]] = {
     cls.code: cls
-    for cls in (DecodeError, SchemaError, CorruptPayload, DependencyUnsupported, ResourceLimitExceeded)
+    for cls in (
+        DecodeError,
+        SchemaError,
+        CorruptPayload,
+        DependencyUnsupported,
+        ResourceLimitExceeded,
+    )
 }

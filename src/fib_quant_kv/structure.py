@@ -68,7 +68,11 @@ def _violation(contract: Contract, error: ErrorDetails) -> Violation:
     where = pointer(*loc)
     kind = error["type"]
     if kind == "missing":
-        return Violation("schema", where, f"missing required field {field!r}: expected {expected(contract, field)}")
+        return Violation(
+            "schema",
+            where,
+            f"missing required field {field!r}: expected {expected(contract, field)}",
+        )
     if kind == "extra_forbidden":
         allowed = ", ".join(schema(contract.marker)["properties"])
         return Violation("schema", where, f"unknown field {field!r}: expected only {allowed}")

@@ -51,7 +51,9 @@ class _Reader:
             size = 1 << (info - 24)
             return major, info, int.from_bytes(self.take(size, path), "big")
         if info == 31:
-            raise self.fail("indefinite-length items are not allowed: expected definite lengths", path)
+            raise self.fail(
+                "indefinite-length items are not allowed: expected definite lengths", path
+            )
         raise self.fail(f"reserved additional information {info} is not well-formed CBOR", path)
 
     def item(self, path: tuple[str | int, ...], depth: int) -> Any:
@@ -130,7 +132,7 @@ def decode(data: bytes) -> Any:
     value = reader.item((), 0)
     if reader.pos != len(data):
         raise reader.fail(
-            f"{len(data) - reader.pos} trailing bytes after the document: expected exactly one item",
+            f"{len(data) - reader.pos} trailing bytes: expected exactly one item",
             (),
         )
     return value

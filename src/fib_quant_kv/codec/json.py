@@ -1,4 +1,4 @@
-"""Strict JSON: exactly what serde_json accepts for the v1 documents, and compact canonical output."""
+"""Strict JSON: what serde_json accepts for the v1 documents, and compact canonical output."""
 
 from __future__ import annotations
 
@@ -62,11 +62,11 @@ def _reject_constant(name: str) -> Any:
 def _strict_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     obj = dict(pairs)
     if len(obj) != len(pairs):
-        raise _DuplicateKeyFound
+        raise _DuplicateKeyError
     return obj
 
 
-class _DuplicateKeyFound(Exception):
+class _DuplicateKeyError(Exception):
     pass
 
 
@@ -84,13 +84,13 @@ def _marking_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 _STRICT = json.JSONDecoder(
     object_pairs_hook=_strict_pairs,
     parse_float=float,
-    parse_int=_parse_int,  # type: ignore[arg-type]
+    parse_int=_parse_int,
     parse_constant=_reject_constant,
 )
 _LOCATING = json.JSONDecoder(
     object_pairs_hook=_marking_pairs,
     parse_float=float,
-    parse_int=_parse_int,  # type: ignore[arg-type]
+    parse_int=_parse_int,
     parse_constant=_reject_constant,
 )
 
@@ -151,7 +151,9 @@ def _check_depth(text: str) -> None:
 def decode(data: bytes) -> Any:
     """Parse one strict JSON document into plain Python values (the JSON data model)."""
     if len(data) > MAX_DOCUMENT_BYTES:
-        raise DecodeError(f"document of {len(data)} bytes is larger than the {MAX_DOCUMENT_BYTES}-byte limit")
+        raise DecodeError(
+            f"document of {len(data)} bytes is larger than the {MAX_DOCUMENT_BYTES}-byte limit"
+        )
     if data.startswith(_BOM):
         raise DecodeError("expected a JSON value, found a UTF-8 byte order mark")
     try:
@@ -163,13 +165,17 @@ def decode(data: bytes) -> Any:
         _check_depth(text)
     try:
         value = _STRICT.decode(text)
-    except _DuplicateKeyFound:
+    except _DuplicateKeyError:
         where = _find(_LOCATING.decode(text), ())
         key = where[-1] if where else "?"
-        raise DecodeError(f"duplicate key {key!r}: expected each key once", pointer=pointer(*(where or ()))) from None
+        raise DecodeError(
+            f"duplicate key {key!r}: expected each key once", pointer=pointer(*(where or ()))
+        ) from None
     except json.JSONDecodeError as exc:
         what = _EXPLAINED.get(exc.msg, exc.msg)
-        raise DecodeError(f"malformed JSON at line {exc.lineno} column {exc.colno}: {what}") from None
+        raise DecodeError(
+            f"malformed JSON at line {exc.lineno} column {exc.colno}: {what}"
+        ) from None
     except RecursionError:  # pragma: no cover - _check_depth refuses such input first
         raise DecodeError(f"nesting deeper than {MAX_DEPTH} levels") from None
     # serde_json refuses lone surrogate escapes; Python's json keeps them in the str.

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from fib_quant_kv_models import KvAttentionKind, KvRole, KvRopeState, KvTensorShapeV1
+
 from fib_quant_kv.contracts import SHAPE_SCHEMA
 from fib_quant_kv.errors import Violation
-from fib_quant_kv_models import KvAttentionKind, KvRole, KvRopeState, KvTensorShapeV1
 
 U64_MAX = (1 << 64) - 1
 
@@ -42,14 +43,14 @@ def shape_violations(shape: KvTensorShapeV1) -> Iterator[Violation]:
             "corrupt_payload", "/kv_heads", f"mqa requires kv_heads == 1, got {shape.kv_heads}"
         )
     # A zero kv_heads is already reported above; the modulus is undefined for it.
-    if kind in (KvAttentionKind.gqa, KvAttentionKind.mqa) and shape.kv_heads != 0:
-        if shape.query_heads % shape.kv_heads != 0:
-            yield Violation(
-                "corrupt_payload",
-                "/query_heads",
-                f"{kind.value} requires query_heads to be a multiple of kv_heads, "
-                f"got {shape.query_heads} and {shape.kv_heads}",
-            )
+    grouped = kind in (KvAttentionKind.gqa, KvAttentionKind.mqa)
+    if grouped and shape.kv_heads != 0 and shape.query_heads % shape.kv_heads != 0:
+        yield Violation(
+            "corrupt_payload",
+            "/query_heads",
+            f"{kind.value} requires query_heads to be a multiple of kv_heads, "
+            f"got {shape.query_heads} and {shape.kv_heads}",
+        )
     if shape.role == KvRole.key and shape.rope_state == KvRopeState.not_applicable:
         yield Violation(
             "corrupt_payload",
