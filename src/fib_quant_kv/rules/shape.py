@@ -48,7 +48,7 @@ def shape_violations(shape: KvTensorShapeV1) -> Iterator[Violation]:
         yield Violation(
             "corrupt_payload",
             "/query_heads",
-            f"{kind.value} requires query_heads to be a multiple of kv_heads, "
+            f"{kind} requires query_heads to be a multiple of kv_heads, "
             f"got {shape.query_heads} and {shape.kv_heads}",
         )
     if shape.role == KvRole.key and shape.rope_state == KvRopeState.not_applicable:
@@ -61,7 +61,7 @@ def shape_violations(shape: KvTensorShapeV1) -> Iterator[Violation]:
         yield Violation(
             "corrupt_payload",
             "/rope_state",
-            f"value cache requires rope_state not_applicable, got {shape.rope_state.value}",
+            f"value cache requires rope_state not_applicable, got {shape.rope_state}",
         )
     vectors = vector_count_unchecked(shape)
     if vectors > U64_MAX or vectors * shape.head_dim > U64_MAX:

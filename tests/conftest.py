@@ -1,0 +1,27 @@
+"""Shared fixtures: the reference's conformance vectors and the bundled examples."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = Path(__file__).resolve().parent / "data"
+EXAMPLES = ROOT / "examples" / "llama-3.1-8b"
+
+
+def load_vectors() -> list[dict[str, Any]]:
+    """Every case of the shared vector file, in file order."""
+    with (DATA / "fib_quant_kv_v1_vectors.jsonl").open(encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]
+
+
+VECTORS = load_vectors()
+
+
+@pytest.fixture
+def examples() -> Path:
+    return EXAMPLES

@@ -1,0 +1,322 @@
+"""The command line as a user drives it: files, directories, stdin, JSON and CBOR, exit codes."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import fib_quant_kv as fqk
+from fib_quant_kv.cli import main
+from tests.conftest import EXAMPLES, VECTORS
+
+KEY_SHAPE = str(EXAMPLES / "key_shape.json")
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def records(out: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in out.splitlines()]
+
+
+def write(path: Path, data: str | bytes) -> str:
+    path.write_bytes(data.encode() if isinstance(data, str) else data)
+    return str(path)
+
+
+def test_examples_are_all_valid_with_their_shape(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "validate", "--shape", KEY_SHAPE, str(EXAMPLES))
+    assert code == 0
+    lines = out.splitlines()
+    assert len(lines) == 10  # five documents, each in JSON and in CBOR
+    assert all(": valid " in line and "blake3:" in line for line in lines)
+    assert "10 documents checked, 0 invalid" in err
+
+
+def test_json_and_cbor_of_a_document_share_one_digest(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "validate", "--shape", KEY_SHAPE, "--format", "json", str(EXAMPLES))
+    assert code == 0
+    by_name: dict[str, set[str]] = {}
+    for rec in records(out):
+        assert rec["valid"] is True
+        assert rec["shape_checked"] is True
+        assert rec["errors"] == []
+        by_name.setdefault(Path(rec["path"]).stem, set()).add(rec["digest"])
+    assert set(by_name) == {
+        "key_shape",
+        "value_shape",
+        "key_layout",
+        "value_layout",
+        "page_geometry",
+    }
+    assert all(len(digests) == 1 for digests in by_name.values())
+
+
+def test_without_a_shape_layouts_say_the_shape_checks_did_not_run(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out, _ = run(capsys, "validate", "--format", "json", str(EXAMPLES))
+    assert code == 0
+    for rec in records(out):
+        if rec["kind"] == "shape":
+            assert rec["digest"] is not None
+            assert rec["shape_checked"] is True
+        else:
+            assert rec["digest"] is None
+            assert rec["shape_checked"] is False
+    code, out, _ = run(capsys, "validate", str(EXAMPLES / "key_layout.json"))
+    assert "shape rules not run" in out
+
+
+def test_cli_agrees_with_the_library_on_every_vector(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    for i, case in enumerate(VECTORS):
+        doc = write(tmp_path / f"doc{i}.json", case["doc"])
+        argv = ["validate", "--format", "json", doc]
+        shape = None
+        if case["shape"] is not None:
+            argv[1:1] = ["--shape", write(tmp_path / f"shape{i}.json", case["shape"])]
+            shape = fqk.decode(case["shape"].encode())
+        code, out, _ = run(capsys, *argv)
+        (rec,) = records(out)
+        verdict = fqk.check(case["doc"].encode(), shape)  # type: ignore[arg-type]
+        assert rec["valid"] is case["expect"]["valid"], case["id"]
+        assert code == (0 if case["expect"]["valid"] else 1), case["id"]
+        assert rec["digest"] == verdict.digest == case["expect"].get("digest"), case["id"]
+        assert rec["errors"] == [v.to_json() for v in verdict.violations], case["id"]
+
+
+def test_mixed_valid_and_invalid_documents(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    good = write(tmp_path / "good.json", (EXAMPLES / "key_shape.json").read_bytes())
+    bad = write(
+        tmp_path / "bad.json",
+        (EXAMPLES / "key_shape.json").read_text().replace('"batch": 1', '"batch": 1.0'),
+    )
+    code, out, _ = run(capsys, "validate", good, bad)
+    assert code == 1
+    assert f"{good}: valid shape blake3:" in out
+    assert f"{bad}::/batch: expected an integer in 1..=4294967295, got number 1.0" in out
+
+
+def test_malformed_bytes_are_invalid_not_a_crash(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    cases = {
+        "empty.json": b"",
+        "trailing.json": (EXAMPLES / "key_shape.json").read_bytes() + b"{}",
+        "trailing.cbor": (EXAMPLES / "key_shape.cbor").read_bytes() + b"\x00",
+        "binary.cbor": b"\xff\xfe\xfd",
+        "text.json": b"not json at all",
+    }
+    paths = [write(tmp_path / name, data) for name, data in cases.items()]
+    code, out, err = run(capsys, "validate", "--format", "json", *paths)
+    assert code == 1
+    recs = records(out)
+    assert len(recs) == len(cases)
+    for rec in recs:
+        assert rec["valid"] is False
+        assert rec["errors"][0]["code"] == "decode"
+        assert rec["errors"][0]["message"]
+    assert "Traceback" not in err
+
+
+def test_directory_search_takes_only_json_and_cbor(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    nested = tmp_path / "a" / "b"
+    nested.mkdir(parents=True)
+    write(nested / "shape.json", (EXAMPLES / "key_shape.json").read_bytes())
+    write(tmp_path / "a" / "shape.cbor", (EXAMPLES / "key_shape.cbor").read_bytes())
+    write(tmp_path / "notes.txt", "not a document")
+    code, out, _ = run(capsys, "validate", "--format", "json", str(tmp_path))
+    assert code == 0
+    assert sorted(Path(r["path"]).name for r in records(out)) == ["shape.cbor", "shape.json"]
+
+
+def test_standard_input(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = (EXAMPLES / "value_shape.cbor").read_bytes()
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data)))
+    code, out, _ = run(capsys, "validate", "-")
+    assert code == 0
+    assert out.startswith("-: valid shape blake3:")
+
+
+def test_unreadable_paths_exit_2_and_the_run_goes_on(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    good = write(tmp_path / "good.json", (EXAMPLES / "key_shape.json").read_bytes())
+    code, out, err = run(capsys, "validate", str(tmp_path / "missing.json"), good)
+    assert code == 2
+    assert "missing.json: cannot read: cannot open: No such file or directory" in err
+    assert f"{good}: valid shape" in out
+
+
+def test_an_invalid_document_outranks_an_unreadable_path(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    bad = write(tmp_path / "bad.json", "{}")
+    code, _, _ = run(capsys, "validate", str(tmp_path / "missing.json"), bad)
+    assert code == 1
+
+
+def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    for argv in (["validate"], ["nonsense"], ["validate", "--format", "xml", KEY_SHAPE], []):
+        with pytest.raises(SystemExit) as caught:
+            main(argv)
+        assert caught.value.code == 2
+        assert "usage:" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "command", ["validate", "digest", "convert", "layout", "geometry", "page-count", "schema"]
+)
+def test_every_command_has_help_with_an_example(
+    capsys: pytest.CaptureFixture[str], command: str
+) -> None:
+    with pytest.raises(SystemExit) as caught:
+        main([command, "--help"])
+    assert caught.value.code == 0
+    out = capsys.readouterr().out
+    assert "example:" in out
+    assert f"fib-quant-kv {command}" in out
+
+
+def test_digest_prints_the_digest_alone(capsys: pytest.CaptureFixture[str]) -> None:
+    layout = str(EXAMPLES / "key_layout.cbor")
+    code, out, _ = run(capsys, "digest", "--shape", KEY_SHAPE, layout)
+    assert code == 0
+    expected = fqk.digest(
+        fqk.decode(Path(layout).read_bytes()), fqk.decode(Path(KEY_SHAPE).read_bytes())
+    )  # type: ignore[arg-type]
+    assert out == expected + "\n"
+    code, out_cbor, _ = run(capsys, "digest", "--shape", KEY_SHAPE, "--encoding", "cbor", layout)
+    assert code == 0
+    assert out_cbor.startswith("blake3:")
+    assert out_cbor != out
+
+
+def test_digest_of_a_layout_without_shape_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, _, err = run(capsys, "digest", str(EXAMPLES / "key_layout.json"))
+    assert code == 2
+    assert "shape" in err
+
+
+def test_digest_of_an_invalid_document_exits_1(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    doc = write(
+        tmp_path / "layout.json",
+        (EXAMPLES / "key_layout.json").read_text().replace('"dim_stride":1', '"dim_stride":2'),
+    )
+    code, out, err = run(capsys, "digest", "--shape", KEY_SHAPE, doc)
+    assert code == 1
+    assert out == ""
+    assert f"{doc}::/dim_stride: only canonical contiguous kv layout" in err
+
+
+def test_convert_round_trip_and_atomic_output(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    out_path = tmp_path / "shape.cbor"
+    code, _, _ = run(capsys, "convert", "--to", "cbor", "-o", str(out_path), KEY_SHAPE)
+    assert code == 0
+    assert out_path.read_bytes() == (EXAMPLES / "key_shape.cbor").read_bytes()
+    code, out, _ = run(capsys, "convert", "--to", "json", str(out_path))
+    assert code == 0
+    assert out == fqk.encode(fqk.decode(Path(KEY_SHAPE).read_bytes())).decode() + "\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["shape.cbor"]  # no temporary left
+
+
+def test_convert_of_a_bad_document_leaves_no_file(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    bad = write(tmp_path / "bad.json", "{")
+    target = tmp_path / "out.cbor"
+    code, _, err = run(capsys, "convert", "--to", "cbor", "-o", str(target), bad)
+    assert code == 1
+    assert "malformed JSON" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.json"]
+
+
+def test_layout_geometry_and_page_count(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code, out, _ = run(capsys, "layout", KEY_SHAPE)
+    assert code == 0
+    assert out.encode() == (EXAMPLES / "key_layout.json").read_bytes()
+    code, out, _ = run(
+        capsys, "geometry", KEY_SHAPE, "--tokens-per-page", "256", "--encoded-block-bytes", "72"
+    )
+    assert code == 0
+    assert out.encode() == (EXAMPLES / "page_geometry.json").read_bytes()
+    geometry = write(tmp_path / "g.json", out)
+    code, out, _ = run(capsys, "page-count", "--shape", KEY_SHAPE, geometry)
+    assert (code, out) == (0, "32\n")  # 8192 tokens / 256 per page
+
+
+def test_geometry_that_cannot_fit_the_shape_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(
+        capsys, "geometry", KEY_SHAPE, "--tokens-per-page", "9000", "--encoded-block-bytes", "72"
+    )
+    assert code == 2
+    assert out == ""
+    assert "tokens_per_page must be in 1..=8192" in err
+    with pytest.raises(SystemExit) as caught:
+        main(["geometry", KEY_SHAPE, "--tokens-per-page", "0", "--encoded-block-bytes", "72"])
+    assert caught.value.code == 2
+
+
+def test_an_invalid_shape_argument_exits_1(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    shape = write(tmp_path / "shape.json", Path(KEY_SHAPE).read_text().replace('"gqa"', '"mha"'))
+    code, _, err = run(capsys, "layout", shape)
+    assert code == 1
+    assert f"{shape}::/query_heads: mha requires" in err
+    code, _, err = run(capsys, "layout", str(EXAMPLES / "key_layout.json"))
+    assert code == 1
+    assert "--shape expects a fib_quant_kv_tensor_shape_v1" in err
+
+
+def test_schema_lists_and_prints(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "schema")
+    assert code == 0
+    assert [line.split("\t")[0] for line in out.splitlines()] == fqk.markers()
+    code, out, _ = run(capsys, "schema", "fib_quant_kv_page_geometry_v1")
+    assert code == 0
+    assert json.loads(out)["title"] == "KvPageGeometryV1"
+    code, _, err = run(capsys, "schema", "fib_quant_kv_page_geometry_v9")
+    assert code == 2
+    assert "unknown schema marker" in err
+
+
+def test_python_dash_m_runs_the_same_cli_without_traceback(tmp_path: Path) -> None:
+    bad = write(tmp_path / "bad.cbor", b"\xbb" + b"\xff" * 8)  # a map claiming 2^64-1 pairs
+    env = {**os.environ, "NO_COLOR": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "fib_quant_kv", "validate", bad, KEY_SHAPE],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr
+    assert f"{bad}::/: truncated: claims 18446744073709551615 pairs" in proc.stdout
+    assert f"{KEY_SHAPE}: valid shape" in proc.stdout
