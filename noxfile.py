@@ -103,3 +103,10 @@ def wheel(session: nox.Session) -> None:
         )
         session.run("fib-quant-kv", "schema", "fib_quant_kv_cache_layout_v1", silent=True)
         session.run("python", "-m", "fib_quant_kv", "schema")
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Benchmark our path beside python-jsonschema, pydantic and check-jsonschema; prints ratios."""
+    session.install(".", "check-jsonschema")
+    session.run("python", "tests/benchmarks/bench.py", *session.posargs)

@@ -7,6 +7,9 @@ from typing import Any
 import pytest
 
 import fib_quant_kv as fqk
+from fib_quant_kv.rules.geometry import geometry_violations
+from fib_quant_kv.rules.layout import layout_violations
+from fib_quant_kv.rules.shape import shape_violations
 
 SHAPE: dict[str, Any] = {
     "schema_version": "fib_quant_kv_tensor_shape_v1",
@@ -47,6 +50,7 @@ def first(doc: Any, against: fqk.KvTensorShapeV1 | None = None) -> fqk.Violation
     assert (
         type(raised)
         is {
+            "schema": fqk.SchemaError,
             "corrupt_payload": fqk.CorruptPayload,
             "dependency_unsupported": fqk.DependencyUnsupported,
             "resource_limit_exceeded": fqk.ResourceLimitExceeded,
@@ -125,11 +129,17 @@ def test_shape_rule(
     passing: dict[str, Any], failing: dict[str, Any], where: str, words: str
 ) -> None:
     assert first(shape(**passing)) is None
+    # The rule itself gives the reference's verdict ...
+    rule = next(shape_violations(shape(**failing)))
+    assert (rule.code, rule.pointer) == ("corrupt_payload", where)
+    assert words in rule.message
+    # ... and the public calls refuse the document at the same place, as a schema error where
+    # the schema states the constraint (a marker, a count of at least 1).
     found = first(shape(**failing))
     assert found is not None
-    assert found.code == "corrupt_payload"
     assert found.pointer == where
-    assert words in found.message
+    stated = "schema_version" in failing or 0 in failing.values()
+    assert found.code == ("schema" if stated else "corrupt_payload")
 
 
 def test_gqa_with_equal_head_counts_is_valid() -> None:
@@ -137,7 +147,7 @@ def test_gqa_with_equal_head_counts_is_valid() -> None:
 
 
 def test_mqa_kv_heads_zero_reports_zero_first_and_never_divides_by_it() -> None:
-    found = fqk.collect_violations(shape(attention_kind="mqa", kv_heads=0, query_heads=8))
+    found = list(shape_violations(shape(attention_kind="mqa", kv_heads=0, query_heads=8)))
     assert [v.pointer for v in found] == ["/kv_heads", "/kv_heads"]
     assert "must be > 0" in found[0].message
 
@@ -212,12 +222,14 @@ def test_size_overflow_is_a_resource_limit(fields: dict[str, int], overflows: bo
 def test_shape_rules_come_in_the_reference_order() -> None:
     # Zero tokens, mha with unequal heads, and a key without RoPE: the zero is reported first.
     broken = shape(tokens=0, attention_kind="mha", rope_state="not_applicable")
-    assert [v.pointer for v in fqk.collect_violations(broken)] == [
-        "/tokens",
-        "/query_heads",
-        "/rope_state",
-    ]
-    assert first(broken) == fqk.collect_violations(broken)[0]
+    pointers = [v.pointer for v in shape_violations(broken)]
+    assert pointers == ["/tokens", "/query_heads", "/rope_state"]
+    # Through the public calls the schema's minimum speaks first, at the same place.
+    found = first(broken)
+    assert found is not None
+    assert (found.code, found.pointer) == ("schema", "/tokens")
+    unequal = shape(attention_kind="mha", rope_state="not_applicable")
+    assert first(unequal) == next(shape_violations(unequal))
 
 
 LAYOUT = fqk.canonical_layout(VALID_SHAPE)
@@ -256,9 +268,11 @@ def test_any_non_canonical_stride_is_refused(field: str) -> None:
 )
 def test_layout_markers_hold_for_models_built_in_code(field: str, value: str, where: str) -> None:
     layout = fqk.KvCacheLayoutV1.model_construct(**{**LAYOUT.model_dump(), field: value})
+    rule = next(layout_violations(layout, VALID_SHAPE))
+    assert (rule.code, rule.pointer) == ("corrupt_payload", where)
     found = first(layout, VALID_SHAPE)
     assert found is not None
-    assert (found.code, found.pointer) == ("corrupt_payload", where)
+    assert (found.code, found.pointer) == ("schema", where)  # the schema's const or enum
 
 
 def test_an_invalid_shape_fails_its_layout_and_geometry_first() -> None:
@@ -341,14 +355,18 @@ def test_geometry_rule(
     passing: dict[str, Any], failing: dict[str, Any], code: str, where: str
 ) -> None:
     assert first(geometry(**passing), VALID_SHAPE) is None
+    rule = next(geometry_violations(geometry(**failing), VALID_SHAPE))
+    assert (rule.code, rule.pointer) == (code, where)
     found = first(geometry(**failing), VALID_SHAPE)
     assert found is not None
-    assert (found.code, found.pointer) == (code, where)
+    stated = where in ("/schema_version", "/encoded_block_bytes")
+    stated = stated or failing.get("tokens_per_page") == 0
+    assert (found.code, found.pointer) == ("schema" if stated else code, where)
 
 
 def test_geometry_rules_come_in_the_reference_order() -> None:
     broken = geometry(tokens_per_page=5000, vectors_per_block=2, head_dim=64, encoded_block_bytes=0)
-    pointers = [v.pointer for v in fqk.collect_violations(broken, VALID_SHAPE)]
+    pointers = [v.pointer for v in geometry_violations(broken, VALID_SHAPE)]
     assert pointers == [
         "/tokens_per_page",
         "/vectors_per_block",
@@ -356,7 +374,7 @@ def test_geometry_rules_come_in_the_reference_order() -> None:
         "/raw_vector_bytes",
         "/encoded_block_bytes",
     ]
-    found = first(broken, VALID_SHAPE)
+    found = first(broken.model_copy(update={"encoded_block_bytes": 1}), VALID_SHAPE)
     assert found is not None
     assert found.pointer == "/tokens_per_page"
 
@@ -396,8 +414,10 @@ def test_page_count_validates_first() -> None:
 def test_counts_of_a_shape() -> None:
     assert fqk.vector_count(VALID_SHAPE) == 2 * 32 * 8 * 4096
     assert fqk.element_count(VALID_SHAPE) == 2 * 32 * 8 * 4096 * 128
-    with pytest.raises(fqk.CorruptPayload):
+    with pytest.raises(fqk.SchemaError):
         fqk.vector_count(shape(tokens=0))
+    with pytest.raises(fqk.CorruptPayload):
+        fqk.vector_count(shape(attention_kind="mha"))
 
 
 def test_new_page_geometry_refuses_what_the_schema_refuses() -> None:

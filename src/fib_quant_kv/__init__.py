@@ -33,7 +33,7 @@ if TYPE_CHECKING:
         vector_count,
     )
     from fib_quant_kv.digests import digest, encode
-    from fib_quant_kv.document import Verdict, check, decode
+    from fib_quant_kv.document import Checker, Verdict, check, check_all, decode
     from fib_quant_kv.errors import (
         CorruptPayload,
         DecodeError,
@@ -48,6 +48,7 @@ if TYPE_CHECKING:
 # Names are resolved on first use, so `import fib_quant_kv` (and the CLI's start) does not pay
 # for pydantic, jsonschema or the codecs until something needs them.
 _EXPORTS: dict[str, str] = {
+    "Checker": "fib_quant_kv.document",
     "CorruptPayload": "fib_quant_kv.errors",
     "DecodeError": "fib_quant_kv.errors",
     "DependencyUnsupported": "fib_quant_kv.errors",
@@ -68,6 +69,7 @@ _EXPORTS: dict[str, str] = {
     "Violation": "fib_quant_kv.errors",
     "canonical_layout": "fib_quant_kv.derive",
     "check": "fib_quant_kv.document",
+    "check_all": "fib_quant_kv.document",
     "collect_violations": "fib_quant_kv.rules",
     "decode": "fib_quant_kv.document",
     "digest": "fib_quant_kv.digests",
@@ -84,6 +86,7 @@ _EXPORTS: dict[str, str] = {
 }
 
 __all__ = [
+    "Checker",
     "CorruptPayload",
     "DecodeError",
     "DependencyUnsupported",
@@ -104,6 +107,7 @@ __all__ = [
     "Violation",
     "canonical_layout",
     "check",
+    "check_all",
     "collect_violations",
     "decode",
     "digest",

@@ -1,19 +1,20 @@
-"""One document through the whole data path: bytes to model, model to bytes, bytes to verdict."""
+"""One document through the whole data path: bytes to model, and bytes to a verdict in batches."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-from fib_quant_kv_models import KvTensorShapeV1
-
 from fib_quant_kv.codec import Encoding, decode_value
-from fib_quant_kv.contracts import Document, Kind, contract_of
+from fib_quant_kv.contracts import CONTRACTS, Document, Kind, contract_of
 from fib_quant_kv.digests import domain_digest, encode
 from fib_quant_kv.errors import FibQuantKvError, Violation
-from fib_quant_kv.rules import collect_violations
+from fib_quant_kv.rules import against_shape, shape_problems
+from fib_quant_kv.rules.shape import shape_violations
 from fib_quant_kv.structure import structure_violations, to_model
+from fib_quant_kv_models import KvTensorShapeV1
 
-__all__ = ["Verdict", "check", "decode", "encode"]
+__all__ = ["Checker", "Verdict", "check", "check_all", "decode"]
 
 
 def decode(data: bytes, encoding: Encoding | None = None) -> Document:
@@ -38,33 +39,66 @@ class Verdict:
 
     @property
     def valid(self) -> bool:
-        """No violation; for a layout or geometry checked without a shape, not yet known."""
+        """No violation found and every check run (a digest exists exactly then)."""
         return not self.violations and self.shape_checked
+
+
+class Checker:
+    """Checks many documents against one shape, validating that shape once."""
+
+    __slots__ = ("_shape", "_shape_broken")
+
+    def __init__(self, shape: KvTensorShapeV1 | None = None) -> None:
+        if shape is not None and not isinstance(shape, KvTensorShapeV1):
+            raise TypeError(f"shape must be a KvTensorShapeV1, got {type(shape).__name__}")
+        self._shape = shape
+        self._shape_broken = shape_problems(shape) if shape is not None else []
+
+    def check(self, data: bytes, encoding: Encoding | None = None) -> Verdict:
+        """Run bytes through every stage and report, never raise, what each stage found.
+
+        A layout or geometry without a shape gets the checks that need none (decoding and its
+        schema); its verdict says the shape rules were not run, and it has no digest.
+        """
+        verdict = Verdict()
+        try:
+            value = decode_value(data, encoding)
+        except FibQuantKvError as exc:
+            verdict.violations.append(exc.violation)
+            return verdict
+        model, verdict.violations = structure_violations(value)
+        if model is None:
+            marker = value.get("schema_version") if isinstance(value, dict) else None
+            known = CONTRACTS.get(marker) if isinstance(marker, str) else None
+            verdict.kind = known.kind if known else None
+            return verdict
+        contract = contract_of(model)
+        verdict.kind, verdict.document = contract.kind, model
+        if not contract.needs_shape:
+            assert isinstance(model, KvTensorShapeV1)
+            verdict.violations = list(shape_violations(model))
+        elif self._shape is None:
+            verdict.shape_checked = False
+            return verdict
+        else:
+            verdict.violations = list(against_shape(model, self._shape, self._shape_broken))
+        if not verdict.violations:
+            verdict.digest = domain_digest(contract.marker, encode(model))
+        return verdict
+
+    def check_all(self, documents: Iterable[bytes]) -> Iterator[Verdict]:
+        """Verdicts for many documents, lazily: memory stays flat in their number."""
+        for data in documents:
+            yield self.check(data)
 
 
 def check(
     data: bytes, shape: KvTensorShapeV1 | None = None, encoding: Encoding | None = None
 ) -> Verdict:
-    """Run bytes through every stage and report, never raise, what each stage found.
+    """The verdict on one document; see Checker.check."""
+    return Checker(shape).check(data, encoding)
 
-    A layout or geometry without a shape gets the checks that need none (decoding and its
-    schema); its verdict says the shape rules were not run, and it has no digest.
-    """
-    verdict = Verdict()
-    try:
-        value = decode_value(data, encoding)
-    except FibQuantKvError as exc:
-        verdict.violations.append(exc.violation)
-        return verdict
-    model, verdict.violations = structure_violations(value)
-    if model is None:
-        return verdict
-    contract = contract_of(model)
-    verdict.kind, verdict.document = contract.kind, model
-    if contract.needs_shape and shape is None:
-        verdict.shape_checked = False
-        return verdict
-    verdict.violations = collect_violations(model, shape)
-    if not verdict.violations:
-        verdict.digest = domain_digest(contract.marker, encode(model))
-    return verdict
+
+def check_all(documents: Iterable[bytes], shape: KvTensorShapeV1 | None = None) -> Iterator[Verdict]:
+    """Verdicts for many documents against one shape, lazily; the shape is validated once."""
+    return Checker(shape).check_all(documents)

@@ -15,8 +15,17 @@ ErrorCode = Literal[
 
 
 def escape_pointer_token(token: str) -> str:
-    """Escape one reference token of an RFC 6901 JSON pointer."""
-    return token.replace("~", "~0").replace("/", "~1")
+    """Escape one reference token of an RFC 6901 JSON pointer.
+
+    A key holding a lone surrogate (which strict decoding refuses) is shown with the surrogate
+    written as a \\u escape, so the message that names it can always be printed.
+    """
+    token = token.replace("~", "~0").replace("/", "~1")
+    try:
+        token.encode("utf-8")
+    except UnicodeEncodeError:
+        token = token.encode("utf-8", "backslashreplace").decode("utf-8")
+    return token
 
 
 def pointer(*tokens: str | int) -> str:

@@ -103,9 +103,10 @@ def _json_line(doc: Document) -> None:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from fib_quant_kv.document import check
+    from fib_quant_kv.document import Checker
 
     shape = _load_shape(args.shape)
+    checker = Checker(shape)
     reporter = REPORTERS[args.format](sys.stdout, sys.stderr)
     checked = invalid = unreadable = 0
     for source in sources(args.paths):
@@ -113,7 +114,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
             unreadable += 1
             reporter.report(Outcome(source.path, unreadable=source.problem))
             continue
-        verdict = check(source.data, shape)
+        verdict = checker.check(source.data)
         checked += 1
         invalid += bool(verdict.violations)
         reporter.report(Outcome(source.path, verdict=verdict))

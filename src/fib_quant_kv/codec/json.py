@@ -95,23 +95,25 @@ _LOCATING = json.JSONDecoder(
 )
 
 
-def _find(value: Any, path: tuple[str | int, ...], depth: int = 0) -> tuple[str | int, ...] | None:
-    """Where the first marked duplicate or lone surrogate is, depth first in document order."""
-    if isinstance(value, _Duplicate):
+def _find(
+    value: Any, want: type[_Duplicate] | type[str], path: tuple[str | int, ...] = ()
+) -> tuple[str | int, ...] | None:
+    """Where the first marked duplicate (want=_Duplicate) or lone surrogate (want=str) is."""
+    if isinstance(value, _Duplicate) and want is _Duplicate:
         return (*path, value.key)
     if isinstance(value, dict):
         for key, item in value.items():
-            if _has_surrogate(key):
+            if want is str and _has_surrogate(key):
                 return (*path, key)
-            found = _find(item, (*path, key), depth + 1)
+            found = _find(item, want, (*path, key))
             if found is not None:
                 return found
     elif isinstance(value, list):
         for index, item in enumerate(value):
-            found = _find(item, (*path, index), depth + 1)
+            found = _find(item, want, (*path, index))
             if found is not None:
                 return found
-    elif isinstance(value, str) and _has_surrogate(value):
+    elif want is str and isinstance(value, str) and _has_surrogate(value):
         return path
     return None
 
@@ -166,7 +168,7 @@ def decode(data: bytes) -> Any:
     try:
         value = _STRICT.decode(text)
     except _DuplicateKeyError:
-        where = _find(_LOCATING.decode(text), ())
+        where = _find(_LOCATING.decode(text), _Duplicate)
         key = where[-1] if where else "?"
         raise DecodeError(
             f"duplicate key {key!r}: expected each key once", pointer=pointer(*(where or ()))
@@ -180,7 +182,7 @@ def decode(data: bytes) -> Any:
         raise DecodeError(f"nesting deeper than {MAX_DEPTH} levels") from None
     # serde_json refuses lone surrogate escapes; Python's json keeps them in the str.
     if "\\u" in text:
-        where = _find(value, ())
+        where = _find(value, str)
         if where is not None:
             raise DecodeError(
                 "lone UTF-16 surrogate escape: expected a valid Unicode scalar value",

@@ -12,7 +12,7 @@ from fib_quant_kv.rules.geometry import geometry_violations
 from fib_quant_kv.rules.layout import layout_violations
 from fib_quant_kv.rules.shape import shape_violations
 
-__all__ = ["collect_violations", "validate", "violations"]
+__all__ = ["against_shape", "collect_violations", "shape_problems", "validate", "violations"]
 
 
 def _shape_of(doc: Document, shape: KvTensorShapeV1 | None) -> KvTensorShapeV1 | None:
@@ -28,21 +28,46 @@ def _shape_of(doc: Document, shape: KvTensorShapeV1 | None) -> KvTensorShapeV1 |
     return shape
 
 
+def _structure(doc: Document) -> list[Violation]:
+    """A model built in code (model_construct, model_copy) skipped its schema; check it again.
+
+    A decoded document already passed it. In the reference a u32 field cannot hold -1 or 2^32,
+    so these come before the semantic rules, which assume well-typed fields.
+    """
+    from fib_quant_kv.structure import structure_violations
+
+    _, found = structure_violations(dict(doc))
+    return found
+
+
 def violations(doc: Document, shape: KvTensorShapeV1 | None = None) -> Iterator[Violation]:
     """Lazily, every rule the document breaks, in the reference's order of checks."""
     against = _shape_of(doc, shape)
+    broken = _structure(doc)
+    if broken:
+        return iter(broken)
     if against is None:
         assert isinstance(doc, KvTensorShapeV1)
         return shape_violations(doc)
-    return _against_shape(doc, against)
+    return against_shape(doc, against, shape_problems(against))
 
 
-def _against_shape(doc: Document, shape: KvTensorShapeV1) -> Iterator[Violation]:
+def shape_problems(shape: KvTensorShapeV1) -> list[Violation]:
+    """Everything wrong with a shape, structure first; empty for a valid shape."""
+    return _structure(shape) or list(shape_violations(shape))
+
+
+def against_shape(
+    doc: Document, shape: KvTensorShapeV1, shape_broken: list[Violation]
+) -> Iterator[Violation]:
+    """The rules of a layout or geometry, given what is already known to be wrong with its shape.
+
+    Checking many documents against one shape validates the shape once, not once per document.
+    """
     # The reference validates the shape first and stops there if it is invalid: nothing about
     # the layout or geometry can be judged against a broken shape.
-    broken = list(shape_violations(shape))
-    if broken:
-        for v in broken:
+    if shape_broken:
+        for v in shape_broken:
             yield Violation(v.code, "", f"the shape is invalid at {v.pointer or '/'}: {v.message}")
         return
     if isinstance(doc, KvCacheLayoutV1):
