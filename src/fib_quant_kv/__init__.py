@@ -6,17 +6,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from fib_quant_kv_models import (
-        KvAttentionKind,
-        KvCacheLayoutV1,
-        KvDtype,
-        KvLayoutOrder,
-        KvPageGeometryV1,
-        KvRole,
-        KvRopeState,
-        KvTensorShapeV1,
-    )
-
+    from fib_quant_kv.arrays import check_array
     from fib_quant_kv.codec import Encoding
     from fib_quant_kv.contracts import (
         Document,
@@ -35,6 +25,8 @@ if TYPE_CHECKING:
     from fib_quant_kv.digests import digest, encode
     from fib_quant_kv.document import Checker, Verdict, check, check_all, decode
     from fib_quant_kv.errors import (
+        ArrayMismatch,
+        ConfigError,
         CorruptPayload,
         DecodeError,
         DependencyUnsupported,
@@ -43,12 +35,25 @@ if TYPE_CHECKING:
         SchemaError,
         Violation,
     )
+    from fib_quant_kv.hf_config import shape_from_hf_config
     from fib_quant_kv.rules import collect_violations, validate
+    from fib_quant_kv_models import (
+        KvAttentionKind,
+        KvCacheLayoutV1,
+        KvDtype,
+        KvLayoutOrder,
+        KvPageGeometryV1,
+        KvRole,
+        KvRopeState,
+        KvTensorShapeV1,
+    )
 
 # Names are resolved on first use, so `import fib_quant_kv` (and the CLI's start) does not pay
 # for pydantic, jsonschema or the codecs until something needs them.
 _EXPORTS: dict[str, str] = {
+    "ArrayMismatch": "fib_quant_kv.errors",
     "Checker": "fib_quant_kv.document",
+    "ConfigError": "fib_quant_kv.errors",
     "CorruptPayload": "fib_quant_kv.errors",
     "DecodeError": "fib_quant_kv.errors",
     "DependencyUnsupported": "fib_quant_kv.errors",
@@ -70,6 +75,7 @@ _EXPORTS: dict[str, str] = {
     "canonical_layout": "fib_quant_kv.derive",
     "check": "fib_quant_kv.document",
     "check_all": "fib_quant_kv.document",
+    "check_array": "fib_quant_kv.arrays",
     "collect_violations": "fib_quant_kv.rules",
     "decode": "fib_quant_kv.document",
     "digest": "fib_quant_kv.digests",
@@ -81,12 +87,15 @@ _EXPORTS: dict[str, str] = {
     "page_count": "fib_quant_kv.derive",
     "schema": "fib_quant_kv.contracts",
     "schema_text": "fib_quant_kv.contracts",
+    "shape_from_hf_config": "fib_quant_kv.hf_config",
     "validate": "fib_quant_kv.rules",
     "vector_count": "fib_quant_kv.derive",
 }
 
 __all__ = [
+    "ArrayMismatch",
     "Checker",
+    "ConfigError",
     "CorruptPayload",
     "DecodeError",
     "DependencyUnsupported",
@@ -108,6 +117,7 @@ __all__ = [
     "canonical_layout",
     "check",
     "check_all",
+    "check_array",
     "collect_violations",
     "decode",
     "digest",
@@ -119,6 +129,7 @@ __all__ = [
     "page_count",
     "schema",
     "schema_text",
+    "shape_from_hf_config",
     "validate",
     "vector_count",
 ]

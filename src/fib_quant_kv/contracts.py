@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import dataclass
 from functools import cache
@@ -72,10 +73,15 @@ def schema_text(marker: str) -> str:
 
 
 @cache
-def schema(marker: str) -> dict[str, Any]:
-    """The shipped JSON Schema of a marker, parsed. Treat it as read-only."""
+def shared_schema(marker: str) -> dict[str, Any]:
+    """The parsed schema this package itself reads from; never to be changed by anyone."""
     loaded: dict[str, Any] = json.loads(schema_text(marker))
     return loaded
+
+
+def schema(marker: str) -> dict[str, Any]:
+    """The shipped JSON Schema of a marker, parsed: a fresh copy the caller may change."""
+    return copy.deepcopy(shared_schema(marker))
 
 
 @cache
@@ -84,7 +90,7 @@ def schema_registry() -> Registry[Any]:
     from referencing import Registry, Resource
 
     # Each schema's absolute $id is its URI; nothing outside this registry is ever retrieved.
-    pairs = [(schema(m)["$id"], Resource.from_contents(schema(m))) for m in markers()]
+    pairs = [(shared_schema(m)["$id"], Resource.from_contents(shared_schema(m))) for m in markers()]
     registry: Registry[Any] = Registry().with_resources(pairs)
     return registry.crawl()
 
@@ -93,4 +99,4 @@ def json_schema_validator(marker: str) -> Validator:
     """A python-jsonschema Draft 2020-12 validator for a marker, resolving only shipped schemas."""
     from jsonschema import Draft202012Validator
 
-    return Draft202012Validator(schema(marker), registry=schema_registry())
+    return Draft202012Validator(shared_schema(marker), registry=schema_registry())

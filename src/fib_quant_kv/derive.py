@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from fib_quant_kv_models import KvCacheLayoutV1, KvPageGeometryV1, KvTensorShapeV1
-
 from fib_quant_kv.rules import validate
 from fib_quant_kv.rules.geometry import build_page_geometry, page_count_unchecked
 from fib_quant_kv.rules.layout import build_canonical_layout
 from fib_quant_kv.rules.shape import vector_count_unchecked
 from fib_quant_kv.structure import from_fields
+from fib_quant_kv_models import KvCacheLayoutV1, KvPageGeometryV1, KvTensorShapeV1
 
 
 def canonical_layout(shape: KvTensorShapeV1) -> KvCacheLayoutV1:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from blake3 import blake3
-from fib_quant_kv_models import KvTensorShapeV1
 
 from fib_quant_kv.codec import Encoding, encode_value
 from fib_quant_kv.contracts import Document, contract_of
 from fib_quant_kv.rules import validate
+from fib_quant_kv_models import KvTensorShapeV1
 
 PREFIX = "blake3:"
 

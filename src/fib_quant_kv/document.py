@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
-from fib_quant_kv.codec import Encoding, decode_value
-from fib_quant_kv.contracts import CONTRACTS, Document, Kind, contract_of
+from pydantic import ValidationError
+
+from fib_quant_kv.codec import Encoding, decode_value, detect
+from fib_quant_kv.codec.limits import MAX_DOCUMENT_BYTES
+from fib_quant_kv.contracts import CONTRACTS, Contract, Document, Kind, contract_of
 from fib_quant_kv.digests import domain_digest, encode
 from fib_quant_kv.errors import FibQuantKvError, Violation
 from fib_quant_kv.rules import against_shape, shape_problems
@@ -43,6 +48,34 @@ class Verdict:
         return not self.violations and self.shape_checked
 
 
+# The C scanner of the standard json module with no hooks: fast, and lax (it keeps the last of
+# two equal keys and reads -0 as 0). It is only trusted when the document's canonical bytes,
+# re-encoded from the validated model, are the input itself: canonical JSON has no repeated
+# key, no -0, no whitespace and no escapes, so the strict decoder would have read the same.
+_LAX_SCAN = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
+
+
+def _canonical_json(data: bytes) -> tuple[Contract, Document] | None:
+    """The contract and model of a document whose bytes are already canonical JSON, else None."""
+    if len(data) > MAX_DOCUMENT_BYTES or data[:1] != b"{":
+        return None
+    try:
+        text = data.decode("utf-8")
+        value: Any
+        value, end = _LAX_SCAN(text, 0)
+    except (ValueError, StopIteration, RecursionError):
+        return None
+    marker = value.get("schema_version") if end == len(text) else None
+    contract = CONTRACTS.get(marker) if type(marker) is str else None
+    if contract is None:
+        return None
+    try:
+        model = contract.model.model_validate(value)
+    except ValidationError:
+        return None
+    return (contract, model) if encode(model) == data else None
+
+
 class Checker:
     """Checks many documents against one shape, validating that shape once."""
 
@@ -61,18 +94,23 @@ class Checker:
         schema); its verdict says the shape rules were not run, and it has no digest.
         """
         verdict = Verdict()
-        try:
-            value = decode_value(data, encoding)
-        except FibQuantKvError as exc:
-            verdict.violations.append(exc.violation)
-            return verdict
-        model, verdict.violations = structure_violations(value)
-        if model is None:
-            marker = value.get("schema_version") if isinstance(value, dict) else None
-            known = CONTRACTS.get(marker) if isinstance(marker, str) else None
-            verdict.kind = known.kind if known else None
-            return verdict
-        contract = contract_of(model)
+        encoding = encoding or detect(data)
+        fast = _canonical_json(data) if encoding == "json" else None
+        if fast is not None:
+            contract, model = fast
+        else:
+            try:
+                value = decode_value(data, encoding)
+            except FibQuantKvError as exc:
+                verdict.violations.append(exc.violation)
+                return verdict
+            found, verdict.violations = structure_violations(value)
+            if found is None:
+                marker = value.get("schema_version") if isinstance(value, dict) else None
+                known = CONTRACTS.get(marker) if isinstance(marker, str) else None
+                verdict.kind = known.kind if known else None
+                return verdict
+            model, contract = found, contract_of(found)
         verdict.kind, verdict.document = contract.kind, model
         if not contract.needs_shape:
             assert isinstance(model, KvTensorShapeV1)
@@ -99,6 +137,8 @@ def check(
     return Checker(shape).check(data, encoding)
 
 
-def check_all(documents: Iterable[bytes], shape: KvTensorShapeV1 | None = None) -> Iterator[Verdict]:
+def check_all(
+    documents: Iterable[bytes], shape: KvTensorShapeV1 | None = None
+) -> Iterator[Verdict]:
     """Verdicts for many documents against one shape, lazily; the shape is validated once."""
     return Checker(shape).check_all(documents)

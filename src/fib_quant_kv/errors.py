@@ -11,6 +11,8 @@ ErrorCode = Literal[
     "corrupt_payload",
     "dependency_unsupported",
     "resource_limit_exceeded",
+    "config",
+    "array_mismatch",
 ]
 
 
@@ -103,6 +105,18 @@ class ResourceLimitExceeded(FibQuantKvError):
     code = "resource_limit_exceeded"
 
 
+class ConfigError(FibQuantKvError):
+    """A model configuration (config.json) that cannot be read or lacks what a shape needs."""
+
+    code = "config"
+
+
+class ArrayMismatch(FibQuantKvError):
+    """An array or tensor whose dimensions, dtype or strides differ from its shape and layout."""
+
+    code = "array_mismatch"
+
+
 ERROR_TYPES: dict[ErrorCode, type[FibQuantKvError]] = {
     cls.code: cls
     for cls in (
@@ -111,5 +125,7 @@ ERROR_TYPES: dict[ErrorCode, type[FibQuantKvError]] = {
         CorruptPayload,
         DependencyUnsupported,
         ResourceLimitExceeded,
+        ConfigError,
+        ArrayMismatch,
     )
 }

@@ -8,7 +8,7 @@ from typing import Any, ParamSpec, TypeVar
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
-from fib_quant_kv.contracts import CONTRACTS, Contract, Document, markers, schema
+from fib_quant_kv.contracts import CONTRACTS, Contract, Document, markers, shared_schema
 from fib_quant_kv.errors import Violation, pointer
 
 P = ParamSpec("P")
@@ -47,7 +47,7 @@ def _show(value: Any) -> str:
 
 def expected(contract: Contract, field: str) -> str:
     """What the contract's schema admits for one field, in words."""
-    root = schema(contract.marker)
+    root = shared_schema(contract.marker)
     prop = root["properties"].get(field)
     if prop is None:
         return "no such field"
@@ -74,7 +74,7 @@ def _violation(contract: Contract, error: ErrorDetails) -> Violation:
             f"missing required field {field!r}: expected {expected(contract, field)}",
         )
     if kind == "extra_forbidden":
-        allowed = ", ".join(schema(contract.marker)["properties"])
+        allowed = ", ".join(shared_schema(contract.marker)["properties"])
         return Violation("schema", where, f"unknown field {field!r}: expected only {allowed}")
     value = error.get("input")
     return Violation("schema", where, f"expected {expected(contract, field)}, got {_show(value)}")

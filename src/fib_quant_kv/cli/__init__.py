@@ -13,9 +13,8 @@ from fib_quant_kv.cli.inputs import STDIN, UnreadablePath, read_limited, sources
 from fib_quant_kv.cli.report import REPORTERS, Outcome
 
 if TYPE_CHECKING:
-    from fib_quant_kv_models import KvTensorShapeV1
-
     from fib_quant_kv.contracts import Document
+    from fib_quant_kv_models import KvTensorShapeV1
 
 EXIT_VALID, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
 
@@ -49,10 +48,9 @@ def _load(path: str) -> Document:
 def _load_shape(path: str | None) -> KvTensorShapeV1 | None:
     if path is None:
         return None
-    from fib_quant_kv_models import KvTensorShapeV1
-
     from fib_quant_kv.errors import FibQuantKvError
     from fib_quant_kv.rules import validate
+    from fib_quant_kv_models import KvTensorShapeV1
 
     shape = _load(path)
     if not isinstance(shape, KvTensorShapeV1):
@@ -176,10 +174,9 @@ def cmd_geometry(args: argparse.Namespace) -> int:
 
 
 def cmd_page_count(args: argparse.Namespace) -> int:
-    from fib_quant_kv_models import KvPageGeometryV1
-
     from fib_quant_kv.derive import page_count
     from fib_quant_kv.errors import FibQuantKvError
+    from fib_quant_kv_models import KvPageGeometryV1
 
     shape = _load_shape(args.shape)
     assert shape is not None
@@ -191,6 +188,65 @@ def cmd_page_count(args: argparse.Namespace) -> int:
     except FibQuantKvError as exc:
         exc.path = args.geometry
         raise Invalid(str(exc)) from None
+    return EXIT_VALID
+
+
+def _human(n: int | None) -> str:
+    if n is None:
+        return "-"
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if size < 1024 or unit == "TiB":
+            return f"{size:.1f} {unit}" if unit != "B" else f"{n} B"
+        size /= 1024
+    raise AssertionError("unreachable")
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from fib_quant_kv.digests import encode
+    from fib_quant_kv.errors import FibQuantKvError
+    from fib_quant_kv.plan import plan_from_hf_config
+
+    if (args.tokens_per_page is None) != (args.encoded_block_bytes is None):
+        raise Unusable("--tokens-per-page and --encoded-block-bytes go together")
+    try:
+        plan = plan_from_hf_config(
+            args.config,
+            tokens=args.tokens,
+            batch=args.batch,
+            dtype=args.dtype,
+            tokens_per_page=args.tokens_per_page,
+            encoded_block_bytes=args.encoded_block_bytes,
+        )
+    except FibQuantKvError as exc:
+        exc.path = exc.path or args.config
+        raise Invalid(str(exc)) from None
+    for name, doc in plan.documents.items():
+        if args.out is not None:
+            os.makedirs(args.out, exist_ok=True)
+            data = encode(doc, args.format) + (b"\n" if args.format == "json" else b"")
+            target = os.path.join(args.out, f"{name}.{args.format}")
+            _write_bytes(data, target)
+            print(f"{target}: {plan.digests[name]}")
+        else:
+            print(f"{name}: {plan.digests[name]}")
+    header = ("cache", "elements", "source bytes", "raw f32 bytes", "pages", "encoded", "ratio")
+    rows = [
+        (
+            size.role,
+            f"{size.elements:,}",
+            _human(size.source_bytes),
+            _human(size.raw_f32_bytes),
+            "-" if size.pages is None else f"{size.pages:,}",
+            _human(size.encoded_bytes),
+            "-" if size.compression is None else f"{size.compression:.2f}x",
+        )
+        for size in plan.sizes
+    ]
+    widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header))]
+    print()
+    for row in (header, *rows):
+        print("  ".join(cell.rjust(width) for cell, width in zip(row, widths, strict=True)))
     return EXIT_VALID
 
 
@@ -327,6 +383,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub.add_argument("--shape", metavar="SHAPE", required=True, help="a shape document")
     sub.add_argument("geometry", metavar="GEOMETRY", help="a page geometry document")
+
+    sub = add(
+        "plan",
+        cmd_plan,
+        "Plan a model's KV cache from its config.json: shapes, layouts, a geometry, sizes.",
+        "fib-quant-kv plan config.json --tokens 8192 --tokens-per-page 256 "
+        "--encoded-block-bytes 72 --out kv/",
+    )
+    sub.add_argument("config", metavar="CONFIG", help="a Hugging Face config.json")
+    sub.add_argument("--tokens", type=_positive, required=True, metavar="N")
+    sub.add_argument("--batch", type=_positive, default=1, metavar="B")
+    sub.add_argument(
+        "--dtype", choices=("f16", "bf16", "f32"), help="source dtype (default: torch_dtype)"
+    )
+    sub.add_argument("--tokens-per-page", type=_positive, metavar="P")
+    sub.add_argument("--encoded-block-bytes", type=_positive, metavar="E")
+    sub.add_argument("--out", metavar="DIR", help="write the documents here")
+    sub.add_argument("--format", choices=("json", "cbor"), default="json", help="for --out")
 
     sub = add(
         "schema",

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from fib_quant_kv_models import KvCacheLayoutV1, KvPageGeometryV1, KvTensorShapeV1
-
 from fib_quant_kv.contracts import Document, contract_of
 from fib_quant_kv.errors import Violation
 from fib_quant_kv.rules.geometry import geometry_violations
 from fib_quant_kv.rules.layout import layout_violations
 from fib_quant_kv.rules.shape import shape_violations
+from fib_quant_kv_models import KvCacheLayoutV1, KvPageGeometryV1, KvTensorShapeV1
 
 __all__ = ["against_shape", "collect_violations", "shape_problems", "validate", "violations"]
 

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from fib_quant_kv_models import KvPageGeometryV1, KvTensorShapeV1
-
 from fib_quant_kv.contracts import PAGE_GEOMETRY_SCHEMA
 from fib_quant_kv.errors import Violation
+from fib_quant_kv_models import KvPageGeometryV1, KvTensorShapeV1
 
 U32_MAX = (1 << 32) - 1
 F32_BYTES = 4

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from fib_quant_kv_models import KvCacheLayoutV1, KvLayoutOrder, KvTensorShapeV1
-
 from fib_quant_kv.contracts import LAYOUT_SCHEMA, SHAPE_SCHEMA
 from fib_quant_kv.errors import Violation
+from fib_quant_kv_models import KvCacheLayoutV1, KvLayoutOrder, KvTensorShapeV1
 
 STRIDE_FIELDS = ("batch_stride", "layer_stride", "head_stride", "token_stride", "dim_stride")
 _NOT_CANONICAL = "only canonical contiguous kv layout is supported by the CPU reference codec"

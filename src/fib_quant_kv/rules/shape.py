@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from fib_quant_kv_models import KvAttentionKind, KvRole, KvRopeState, KvTensorShapeV1
-
 from fib_quant_kv.contracts import SHAPE_SCHEMA
 from fib_quant_kv.errors import Violation
+from fib_quant_kv_models import KvAttentionKind, KvRole, KvRopeState, KvTensorShapeV1
 
 U64_MAX = (1 << 64) - 1
 

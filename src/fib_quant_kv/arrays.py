@@ -1,0 +1,60 @@
+"""Checks that an in-memory KV tensor (numpy array or torch tensor) is what its contracts say."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fib_quant_kv.errors import ArrayMismatch
+from fib_quant_kv.rules import validate
+from fib_quant_kv_models import KvCacheLayoutV1, KvTensorShapeV1
+
+AXES = ("batch", "layers", "kv_heads", "tokens", "head_dim")
+STRIDES = ("batch_stride", "layer_stride", "head_stride", "token_stride", "dim_stride")
+
+# The dtype names numpy (with ml_dtypes for bfloat16) and torch give each v1 dtype.
+DTYPE_NAMES = {
+    "f16": {"float16", "torch.float16", "torch.half"},
+    "bf16": {"bfloat16", "torch.bfloat16"},
+    "f32": {"float32", "torch.float32", "torch.float"},
+}
+
+
+def _strides_in_elements(array: Any) -> tuple[int, ...]:
+    stride = getattr(array, "stride", None)
+    if callable(stride):  # torch: strides are counted in elements already
+        return tuple(int(s) for s in stride())
+    itemsize = int(array.dtype.itemsize)
+    # numpy counts strides in bytes; a stride that is not a whole number of elements cannot
+    # match any layout, so it is kept as a fraction to fail the comparison.
+    return tuple(s // itemsize if s % itemsize == 0 else s / itemsize for s in array.strides)
+
+
+def check_array(array: Any, shape: KvTensorShapeV1, layout: KvCacheLayoutV1) -> None:
+    """Raise ArrayMismatch naming the first axis or property where the array differs.
+
+    The array must have the shape's five dimensions in [batch][layer][kv_head][token][head_dim]
+    order, the shape's dtype, and strides (in elements) equal to the layout's. The layout is
+    validated against the shape first, so a passing array is one the reference codec serves.
+    """
+    validate(layout, shape)
+    dims = tuple(int(d) for d in array.shape)
+    want = tuple(getattr(shape, axis) for axis in AXES)
+    if len(dims) != len(want):
+        raise ArrayMismatch(
+            f"expected {len(want)} dimensions [batch, layers, kv_heads, tokens, head_dim], "
+            f"got {len(dims)}: {dims}"
+        )
+    for axis, got, expected in zip(AXES, dims, want, strict=True):
+        if got != expected:
+            raise ArrayMismatch(f"axis {axis}: expected {expected}, got {got}", pointer=f"/{axis}")
+    dtype = str(array.dtype)
+    if dtype not in DTYPE_NAMES[shape.dtype]:
+        raise ArrayMismatch(f"dtype: expected {shape.dtype}, got {dtype}", pointer="/dtype")
+    strides = _strides_in_elements(array)
+    for name, got_stride in zip(STRIDES, strides, strict=True):
+        expected_stride = getattr(layout, name)
+        if got_stride != expected_stride:
+            raise ArrayMismatch(
+                f"{name}: expected {expected_stride} elements, got {got_stride}",
+                pointer=f"/{name}",
+            )

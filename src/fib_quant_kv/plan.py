@@ -1,0 +1,93 @@
+"""A model's KV cache planned as contracts: shapes, layouts, a page geometry, and their sizes."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from fib_quant_kv.contracts import Document
+from fib_quant_kv.derive import canonical_layout, element_count, new_page_geometry, page_count
+from fib_quant_kv.digests import digest
+from fib_quant_kv.hf_config import shape_from_hf_config
+from fib_quant_kv.rules import validate
+from fib_quant_kv_models import KvPageGeometryV1, KvTensorShapeV1
+
+DTYPE_BYTES = {"f16": 2, "bf16": 2, "f32": 4}
+
+
+@dataclass(frozen=True, slots=True)
+class CacheSize:
+    """The size of one cache (keys or values) before and after encoding into pages."""
+
+    role: str
+    elements: int
+    source_bytes: int
+    raw_f32_bytes: int
+    pages: int | None
+    encoded_bytes: int | None
+
+    @property
+    def compression(self) -> float | None:
+        """Source bytes per encoded byte, when there is a page geometry."""
+        return self.source_bytes / self.encoded_bytes if self.encoded_bytes else None
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """Validated documents (by file stem), their digests, and the size of each cache."""
+
+    documents: dict[str, Document]
+    digests: dict[str, str]
+    sizes: list[CacheSize]
+
+
+def _size(shape: KvTensorShapeV1, geometry: KvPageGeometryV1 | None) -> CacheSize:
+    elements = element_count(shape)
+    pages = encoded = None
+    if geometry is not None:
+        # Every (batch, layer, kv_head) stream of tokens is cut into fixed-size pages; a page
+        # reserves one encoded block per token (one vector per block), padding included.
+        streams = shape.batch * shape.layers * shape.kv_heads
+        pages = streams * page_count(geometry, shape)
+        encoded = pages * geometry.tokens_per_page * geometry.encoded_block_bytes
+    return CacheSize(
+        role=str(shape.role),
+        elements=elements,
+        source_bytes=elements * DTYPE_BYTES[str(shape.dtype)],
+        raw_f32_bytes=elements * 4,
+        pages=pages,
+        encoded_bytes=encoded,
+    )
+
+
+def plan_from_hf_config(
+    config: str | os.PathLike[str] | Mapping[str, Any],
+    *,
+    tokens: int,
+    batch: int = 1,
+    dtype: str | None = None,
+    tokens_per_page: int | None = None,
+    encoded_block_bytes: int | None = None,
+) -> Plan:
+    """Key and value shapes, their canonical layouts and (optionally) a page geometry."""
+    shapes = {
+        role: shape_from_hf_config(config, role=role, tokens=tokens, batch=batch, dtype=dtype)
+        for role in ("key", "value")
+    }
+    documents: dict[str, Document] = {}
+    digests: dict[str, str] = {}
+    for role, shape in shapes.items():
+        layout = canonical_layout(shape)
+        documents[f"{role}_shape"], documents[f"{role}_layout"] = shape, layout
+        digests[f"{role}_shape"] = digest(shape)
+        digests[f"{role}_layout"] = digest(layout, shape)
+    geometry = None
+    if tokens_per_page is not None and encoded_block_bytes is not None:
+        key = shapes["key"]
+        geometry = new_page_geometry(tokens_per_page, key.head_dim, encoded_block_bytes)
+        validate(geometry, key)
+        documents["page_geometry"] = geometry
+        digests["page_geometry"] = digest(geometry, key)
+    return Plan(documents, digests, [_size(shape, geometry) for shape in shapes.values()])
