@@ -110,3 +110,18 @@ def bench(session: nox.Session) -> None:
     """Benchmark our path beside python-jsonschema, pydantic and check-jsonschema; prints ratios."""
     session.install(".", "check-jsonschema")
     session.run("python", "tests/benchmarks/bench.py", *session.posargs)
+
+
+@nox.session
+def fuzz(session: nox.Session) -> None:
+    """Fuzz decode, validate, digest and the CLI's file handling with a large budget."""
+    session.install(".[test]")
+    examples = session.posargs[0] if session.posargs else "20000"
+    session.run(
+        "pytest",
+        "tests/test_fuzz.py",
+        "-p",
+        "no:cacheprovider",
+        "--hypothesis-show-statistics",
+        env={"FIB_QUANT_KV_FUZZ_EXAMPLES": examples},
+    )

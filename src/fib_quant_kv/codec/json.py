@@ -62,12 +62,32 @@ def _reject_constant(name: str) -> Any:
 def _strict_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     obj = dict(pairs)
     if len(obj) != len(pairs):
-        raise _DuplicateKeyError
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _DuplicateKeyError(key)
+            seen.add(key)
     return obj
 
 
 class _DuplicateKeyError(Exception):
-    pass
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _locate_duplicate(text: str) -> tuple[str | int, ...]:
+    """The pointer to the first repeated key, found by parsing again with marking hooks.
+
+    The object that holds it parsed completely, but what follows it may not (trailing data, a
+    later syntax error): the second parse stops at the first value and tolerates neither.
+    """
+    start = len(text) - len(text.lstrip(" \t\n\r"))
+    try:
+        value, _ = _LOCATING.raw_decode(text, start)
+    except (ValueError, _DuplicateKeyError):
+        return ()
+    return _find(value, _Duplicate) or ()
 
 
 def _marking_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -167,9 +187,9 @@ def decode(data: bytes) -> Any:
         _check_depth(text)
     try:
         value = _STRICT.decode(text)
-    except _DuplicateKeyError:
-        where = _find(_LOCATING.decode(text), _Duplicate)
-        key = where[-1] if where else "?"
+    except _DuplicateKeyError as dup:
+        where = _locate_duplicate(text)
+        key = where[-1] if where else dup.key
         raise DecodeError(
             f"duplicate key {key!r}: expected each key once", pointer=pointer(*(where or ()))
         ) from None
