@@ -202,11 +202,11 @@ def decode(data: bytes) -> Any:
         raise DecodeError(f"nesting deeper than {MAX_DEPTH} levels") from None
     # serde_json refuses lone surrogate escapes; Python's json keeps them in the str.
     if "\\u" in text:
-        where = _find(value, str)
-        if where is not None:
+        surrogate = _find(value, str)
+        if surrogate is not None:
             raise DecodeError(
                 "lone UTF-16 surrogate escape: expected a valid Unicode scalar value",
-                pointer=pointer(*where),
+                pointer=pointer(*surrogate),
             )
     return value
 
