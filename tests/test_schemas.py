@@ -13,13 +13,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import annotated_types
-import fib_quant_kv_models
 import pytest
 from jsonschema import Draft202012Validator
 from pydantic import BaseModel, ValidationError
 from referencing.exceptions import Unresolvable
 
 import fib_quant_kv
+import fib_quant_kv_models
 from fib_quant_kv import contracts
 
 SCHEMAS_DIR = Path(__file__).resolve().parent.parent / "schemas"
@@ -337,7 +337,7 @@ def test_json_schema_validator_resolves_everything_offline(
     marker: str, offline: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Build the parsed schemas and their registry afresh, while offline.
-    monkeypatch.setattr(contracts, "schema", contracts.schema.__wrapped__)
+    monkeypatch.setattr(contracts, "shared_schema", contracts.shared_schema.__wrapped__)
     monkeypatch.setattr(contracts, "schema_registry", contracts.schema_registry.__wrapped__)
     validator = fib_quant_kv.json_schema_validator(marker)
     Draft202012Validator.check_schema(validator.schema)

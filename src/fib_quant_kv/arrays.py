@@ -51,9 +51,11 @@ def check_array(array: Any, shape: KvTensorShapeV1, layout: KvCacheLayoutV1) -> 
     if dtype not in DTYPE_NAMES[shape.dtype]:
         raise ArrayMismatch(f"dtype: expected {shape.dtype}, got {dtype}", pointer="/dtype")
     strides = _strides_in_elements(array)
-    for name, got_stride in zip(STRIDES, strides, strict=True):
+    for name, got_stride, size in zip(STRIDES, strides, dims, strict=True):
         expected_stride = getattr(layout, name)
-        if got_stride != expected_stride:
+        # An axis of length one is never stepped along, so its stride does not place any
+        # element (numpy and torch call such arrays contiguous whatever it is).
+        if size != 1 and got_stride != expected_stride:
             raise ArrayMismatch(
                 f"{name}: expected {expected_stride} elements, got {got_stride}",
                 pointer=f"/{name}",

@@ -34,6 +34,12 @@ DTYPES = {
     "f32": "f32",
 }
 
+# Counts a published config leaves to the model class's defaults, by model_type. Gemma 3's
+# config.json, for one, names only the hidden size and layer count of its text model.
+MODEL_DEFAULTS: dict[str, dict[str, int]] = {
+    "gemma3_text": {"num_attention_heads": 8, "num_key_value_heads": 4, "head_dim": 256},
+}
+
 Role = Literal["key", "value"]
 
 
@@ -47,6 +53,11 @@ def load_config(config: str | os.PathLike[str] | Mapping[str, Any]) -> dict[str,
             raw = handle.read(MAX_DOCUMENT_BYTES + 1)
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror or exc}", path=path) from None
+    return parse_config(raw, path)
+
+
+def parse_config(raw: bytes, path: str | None = None) -> dict[str, Any]:
+    """The bytes of a config.json as a mapping."""
     if len(raw) > MAX_DOCUMENT_BYTES:
         raise ConfigError(f"larger than {MAX_DOCUMENT_BYTES} bytes", path=path)
     try:
@@ -117,6 +128,8 @@ def shape_from_hf_config(
     model_config: Mapping[str, Any] = top
     if isinstance(top.get("text_config"), Mapping):
         model_config, where = top["text_config"], ("text_config",)
+    defaults = MODEL_DEFAULTS.get(str(model_config.get("model_type")), {})
+    model_config = {**defaults, **model_config}
 
     if model_config.get("kv_lora_rank") is not None:
         raise DependencyUnsupported(

@@ -72,6 +72,8 @@ def plan_from_hf_config(
     encoded_block_bytes: int | None = None,
 ) -> Plan:
     """Key and value shapes, their canonical layouts and (optionally) a page geometry."""
+    if (tokens_per_page is None) != (encoded_block_bytes is None):
+        raise TypeError("tokens_per_page and encoded_block_bytes go together: pass both or neither")
     shapes = {
         role: shape_from_hf_config(config, role=role, tokens=tokens, batch=batch, dtype=dtype)
         for role in ("key", "value")

@@ -205,13 +205,19 @@ def _human(n: int | None) -> str:
 def cmd_plan(args: argparse.Namespace) -> int:
     from fib_quant_kv.digests import encode
     from fib_quant_kv.errors import FibQuantKvError
+    from fib_quant_kv.hf_config import parse_config
     from fib_quant_kv.plan import plan_from_hf_config
 
     if (args.tokens_per_page is None) != (args.encoded_block_bytes is None):
         raise Unusable("--tokens-per-page and --encoded-block-bytes go together")
+    if args.tokens_per_page is not None and args.tokens_per_page > args.tokens:
+        raise Unusable(
+            f"--tokens-per-page {args.tokens_per_page} is more than --tokens {args.tokens}"
+        )
+    raw = _read(args.config)  # an unreadable path exits 2, as everywhere
     try:
         plan = plan_from_hf_config(
-            args.config,
+            parse_config(raw, args.config),
             tokens=args.tokens,
             batch=args.batch,
             dtype=args.dtype,

@@ -1,0 +1,634 @@
+"""KV tensor shapes and cache plans derived from the config.json of real model families."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import fib_quant_kv as fqk
+from fib_quant_kv.hf_config import shape_from_hf_config
+from fib_quant_kv.plan import plan_from_hf_config
+from tests.conftest import DATA, EXAMPLES
+
+CONFIGS = DATA / "hf_configs"
+
+# The worked example of the contract (section 4): Llama-3.1-8B's key cache at 4096 tokens.
+WORKED_EXAMPLE_DIGEST = "blake3:388d99e611df08a63740c3eac1466a3428465ccc46022071b57cde066f026fdc"
+
+
+def family(name: str, *expected: Any, extra: dict[str, Any] | None = None, marks: Any = ()) -> Any:
+    """One row: file, layers, query_heads, kv_heads, head_dim, attention_kind, dtype, kwargs."""
+    return pytest.param(name, *expected, extra or {}, marks=marks, id=name.removesuffix(".json"))
+
+
+FAMILIES = [
+    family("llama-3.1-8b.json", 32, 32, 8, 128, "gqa", "bf16"),
+    family("mistral-7b-v0.1.json", 32, 32, 8, 128, "gqa", "bf16"),
+    family("qwen2.5-7b.json", 28, 28, 4, 128, "gqa", "bf16"),
+    family("gpt2.json", 12, 12, 12, 64, "mha", "f16", extra={"dtype": "f16"}),
+    family("falcon-7b.json", 32, 71, 1, 64, "mqa", "bf16"),
+    family("gemma-2b.json", 18, 8, 1, 256, "mqa", "bf16"),
+    family("gemma-7b.json", 28, 16, 16, 256, "mha", "bf16"),
+    family(
+        "gemma-3-4b-it.json",
+        34,
+        8,
+        4,
+        256,
+        "gqa",
+        "bf16",
+    ),
+    family("mpt-7b.json", 32, 32, 32, 128, "mha", "bf16"),
+    family("phi-3-mini-4k-instruct.json", 32, 32, 32, 96, "mha", "bf16"),
+]
+
+REFUSED_FILES = {"deepseek-v2-lite.json"}
+
+
+def load(name: str) -> dict[str, Any]:
+    with (CONFIGS / name).open(encoding="utf-8") as handle:
+        loaded: dict[str, Any] = json.load(handle)
+    return loaded
+
+
+def base_config(**changes: Any) -> dict[str, Any]:
+    """A small GQA config (4 layers, 8 heads, 2 KV heads, head size 16) with some keys changed."""
+    config: dict[str, Any] = {
+        "hidden_size": 128,
+        "num_attention_heads": 8,
+        "num_hidden_layers": 4,
+        "num_key_value_heads": 2,
+        "torch_dtype": "float16",
+    }
+    for key, value in changes.items():
+        if value is None:
+            config.pop(key, None)
+        else:
+            config[key] = value
+    return config
+
+
+# Shapes of every family ---------------------------------------------------------------------
+
+
+def test_every_config_file_is_covered() -> None:
+    names = {p.name for p in CONFIGS.glob("*.json")}
+    covered = {f.values[0] for f in FAMILIES} | REFUSED_FILES
+    assert names == covered
+
+
+@pytest.mark.parametrize("role", ["key", "value"])
+@pytest.mark.parametrize(
+    ("name", "layers", "query_heads", "kv_heads", "head_dim", "kind", "dtype", "extra"),
+    FAMILIES,
+)
+def test_shape_of_each_family(
+    name: str,
+    layers: int,
+    query_heads: int,
+    kv_heads: int,
+    head_dim: int,
+    kind: str,
+    dtype: str,
+    extra: dict[str, Any],
+    role: str,
+) -> None:
+    shape = shape_from_hf_config(CONFIGS / name, role=role, tokens=1024, **extra)  # type: ignore[arg-type]
+    assert isinstance(shape, fqk.KvTensorShapeV1)
+    assert shape.schema_version == "fib_quant_kv_tensor_shape_v1"
+    assert shape.role == role
+    assert (
+        shape.layers,
+        shape.query_heads,
+        shape.kv_heads,
+        shape.head_dim,
+        shape.attention_kind,
+        shape.dtype,
+    ) == (layers, query_heads, kv_heads, head_dim, kind, dtype)
+    assert shape.batch == 1
+    assert shape.tokens == 1024
+    assert shape.rope_state == ("post_rope" if role == "key" else "not_applicable")
+    fqk.validate(shape)
+    assert fqk.collect_violations(shape) == []
+    digest = fqk.digest(shape)
+    assert digest.startswith("blake3:")
+    assert len(digest) == len("blake3:") + 64
+    # The digest is that of the document's canonical bytes, decoded back.
+    assert fqk.digest(fqk.decode(fqk.encode(shape))) == digest
+
+
+@pytest.mark.parametrize("name", ["llama-3.1-8b.json", "falcon-7b.json", "gemma-7b.json"])
+def test_key_and_value_shapes_differ_only_in_role_and_rope_state(name: str) -> None:
+    key = shape_from_hf_config(CONFIGS / name, role="key", tokens=64)
+    value = shape_from_hf_config(CONFIGS / name, role="value", tokens=64)
+    differing = {f for f in type(key).model_fields if getattr(key, f) != getattr(value, f)}
+    assert differing == {"role", "rope_state"}
+    assert fqk.digest(key) != fqk.digest(value)
+
+
+def test_llama_key_shape_is_the_contract_worked_example() -> None:
+    shape = shape_from_hf_config(CONFIGS / "llama-3.1-8b.json", role="key", tokens=4096)
+    assert fqk.digest(shape) == WORKED_EXAMPLE_DIGEST
+
+
+@pytest.mark.parametrize("role", ["key", "value"])
+def test_llama_shapes_are_the_bundled_examples(role: str) -> None:
+    shape = shape_from_hf_config(CONFIGS / "llama-3.1-8b.json", role=role, tokens=8192)  # type: ignore[arg-type]
+    example = fqk.decode((EXAMPLES / f"{role}_shape.json").read_bytes())
+    assert shape == example
+    assert fqk.digest(shape) == fqk.digest(example)
+
+
+def test_explicit_head_dim_wins_over_hidden_size_per_head() -> None:
+    config = load("gemma-7b.json")
+    assert config["hidden_size"] // config["num_attention_heads"] == 192
+    assert shape_from_hf_config(config, role="key", tokens=8).head_dim == 256
+    # Without it the head size is hidden_size / heads.
+    del config["head_dim"]
+    assert shape_from_hf_config(config, role="key", tokens=8).head_dim == 192
+
+
+def test_multi_query_without_kv_head_count_is_one_kv_head() -> None:
+    config = load("falcon-7b.json")
+    assert "num_key_value_heads" not in config
+    assert shape_from_hf_config(config, role="key", tokens=8).kv_heads == 1
+    config["multi_query"] = False
+    shape = shape_from_hf_config(config, role="key", tokens=8)
+    assert (shape.kv_heads, shape.attention_kind) == (71, "mha")
+
+
+def test_gqa_with_one_kv_head_is_classified_mqa() -> None:
+    # Gemma-2B states num_key_value_heads 1: one KV head shared by all 8 query heads.
+    shape = shape_from_hf_config(CONFIGS / "gemma-2b.json", role="value", tokens=8)
+    assert (shape.query_heads, shape.kv_heads, shape.attention_kind) == (8, 1, "mqa")
+
+
+def test_nested_text_config_is_the_language_model() -> None:
+    config = load("gemma-3-4b-it.json")
+    assert "torch_dtype" not in config["text_config"]
+    # The counts transformers fills in from Gemma3TextConfig's defaults, stated explicitly.
+    config["text_config"].update(num_attention_heads=8, num_key_value_heads=4, head_dim=256)
+    # Counts outside text_config (a vision tower's, say) must not be read.
+    config.update(num_hidden_layers=27, num_attention_heads=16, hidden_size=1152)
+    for role in ("key", "value"):
+        shape = shape_from_hf_config(config, role=role, tokens=256)
+        assert (
+            shape.layers,
+            shape.query_heads,
+            shape.kv_heads,
+            shape.head_dim,
+            shape.attention_kind,
+            shape.dtype,
+        ) == (34, 8, 4, 256, "gqa", "bf16")
+        assert fqk.collect_violations(shape) == []
+
+
+def test_text_config_dtype_wins_over_the_top_level_one() -> None:
+    config = {"text_config": base_config(torch_dtype="float32"), "torch_dtype": "bfloat16"}
+    assert shape_from_hf_config(config, role="key", tokens=8).dtype == "f32"
+
+
+# Arguments ----------------------------------------------------------------------------------
+
+
+def test_a_mapping_gives_the_same_shape_as_its_file() -> None:
+    path = CONFIGS / "qwen2.5-7b.json"
+    config = load("qwen2.5-7b.json")
+    before = json.loads(json.dumps(config))
+    from_path = shape_from_hf_config(path, role="key", tokens=512)
+    assert shape_from_hf_config(config, role="key", tokens=512) == from_path
+    assert shape_from_hf_config(str(path), role="key", tokens=512) == from_path
+    assert config == before  # the mapping is read, not changed
+
+
+@pytest.mark.parametrize("dtype", ["f16", "bf16", "f32"])
+def test_dtype_argument_overrides_torch_dtype(dtype: str) -> None:
+    assert load("llama-3.1-8b.json")["torch_dtype"] == "bfloat16"
+    shape = shape_from_hf_config(CONFIGS / "llama-3.1-8b.json", role="key", tokens=8, dtype=dtype)
+    assert shape.dtype == dtype
+
+
+@pytest.mark.parametrize(
+    ("torch_dtype", "expected"),
+    [("float16", "f16"), ("bfloat16", "bf16"), ("float32", "f32"), ("torch.float16", "f16")],
+)
+def test_torch_dtype_names(torch_dtype: str, expected: str) -> None:
+    shape = shape_from_hf_config(base_config(torch_dtype=torch_dtype), role="key", tokens=8)
+    assert shape.dtype == expected
+
+
+def test_newer_dtype_key_is_read() -> None:
+    config = base_config(torch_dtype=None, dtype="bfloat16")
+    assert shape_from_hf_config(config, role="key", tokens=8).dtype == "bf16"
+
+
+def test_config_without_torch_dtype_needs_the_argument() -> None:
+    with pytest.raises(fqk.ConfigError) as caught:
+        shape_from_hf_config(CONFIGS / "gpt2.json", role="key", tokens=8)
+    assert caught.value.code == "config"
+    assert caught.value.pointer == "/torch_dtype"
+    assert "dtype" in caught.value.message
+
+
+@pytest.mark.parametrize("batch", [1, 3, 64])
+def test_batch(batch: int) -> None:
+    shape = shape_from_hf_config(
+        CONFIGS / "mistral-7b-v0.1.json", role="key", tokens=8, batch=batch
+    )
+    assert shape.batch == batch
+    assert fqk.element_count(shape) == batch * 32 * 8 * 8 * 128
+
+
+def test_explicit_rope_state() -> None:
+    path = CONFIGS / "llama-3.1-8b.json"
+    assert shape_from_hf_config(path, role="key", tokens=8, rope_state="pre_rope").rope_state == (
+        "pre_rope"
+    )
+    with pytest.raises(fqk.CorruptPayload) as caught:
+        shape_from_hf_config(path, role="value", tokens=8, rope_state="post_rope")
+    assert caught.value.pointer == "/rope_state"
+    with pytest.raises(fqk.CorruptPayload) as caught:
+        shape_from_hf_config(path, role="key", tokens=8, rope_state="not_applicable")
+    assert caught.value.pointer == "/rope_state"
+
+
+# Refusals -----------------------------------------------------------------------------------
+
+DEEPSEEK_WITHOUT_LATENT = {
+    k: v for k, v in load("deepseek-v2-lite.json").items() if k != "kv_lora_rank"
+}
+
+REFUSALS: list[Any] = [
+    pytest.param(
+        "deepseek-v2-lite.json",
+        fqk.DependencyUnsupported,
+        "/kv_lora_rank",
+        "latent attention",
+        id="latent-attention-file",
+    ),
+    pytest.param(
+        {"text_config": base_config(kv_lora_rank=512)},
+        fqk.DependencyUnsupported,
+        "/text_config/kv_lora_rank",
+        "latent attention",
+        id="latent-attention-nested",
+    ),
+    pytest.param(
+        # DeepSeek's head sizes without its latent: keys 128 + 64 = 192, values 128.
+        DEEPSEEK_WITHOUT_LATENT,
+        fqk.DependencyUnsupported,
+        "/v_head_dim",
+        "differ",
+        id="qk-head-size-differs-from-v_head_dim",
+    ),
+    pytest.param(
+        base_config(v_head_dim=32),
+        fqk.DependencyUnsupported,
+        "/v_head_dim",
+        "v_head_dim 32",
+        id="v_head_dim-differs",
+    ),
+    pytest.param(
+        base_config(head_dim=64, v_head_dim=128),
+        fqk.DependencyUnsupported,
+        "/v_head_dim",
+        "differ",
+        id="v_head_dim-differs-from-explicit-head_dim",
+    ),
+    pytest.param(
+        base_config(hidden_size=100),
+        fqk.DependencyUnsupported,
+        "/hidden_size",
+        "not a whole head size",
+        id="hidden-not-divisible",
+    ),
+    pytest.param(
+        {"n_embd": 770, "n_head": 12, "n_layer": 12, "torch_dtype": "float32"},
+        fqk.DependencyUnsupported,
+        "/n_embd",
+        "n_embd 770",
+        id="n_embd-not-divisible",
+    ),
+    pytest.param(
+        base_config(num_hidden_layers=None),
+        fqk.ConfigError,
+        "/num_hidden_layers",
+        "layer",
+        id="no-layer-count",
+    ),
+    pytest.param(
+        base_config(num_attention_heads=None),
+        fqk.ConfigError,
+        "/num_attention_heads",
+        "head",
+        id="no-head-count",
+    ),
+    pytest.param(
+        {"text_config": base_config(num_attention_heads=None)},
+        fqk.ConfigError,
+        "/text_config/num_attention_heads",
+        "head",
+        id="no-head-count-nested",
+    ),
+    pytest.param(
+        base_config(hidden_size=None),
+        fqk.ConfigError,
+        "/head_dim",
+        "head size",
+        id="no-head-size",
+    ),
+    pytest.param(
+        base_config(torch_dtype="int8"), fqk.ConfigError, "/torch_dtype", "int8", id="dtype-int8"
+    ),
+    pytest.param(
+        base_config(torch_dtype="float8_e4m3fn"),
+        fqk.ConfigError,
+        "/torch_dtype",
+        "float8_e4m3fn",
+        id="dtype-float8",
+    ),
+    pytest.param(
+        base_config(torch_dtype="float64"),
+        fqk.ConfigError,
+        "/torch_dtype",
+        "float64",
+        id="dtype-float64",
+    ),
+    pytest.param(
+        base_config(num_hidden_layers=32.0),
+        fqk.ConfigError,
+        "/num_hidden_layers",
+        "positive integer",
+        id="layers-float",
+    ),
+    pytest.param(
+        base_config(num_hidden_layers="32"),
+        fqk.ConfigError,
+        "/num_hidden_layers",
+        "positive integer",
+        id="layers-string",
+    ),
+    pytest.param(
+        base_config(num_hidden_layers=True),
+        fqk.ConfigError,
+        "/num_hidden_layers",
+        "positive integer",
+        id="layers-bool",
+    ),
+    pytest.param(
+        base_config(num_attention_heads=0),
+        fqk.ConfigError,
+        "/num_attention_heads",
+        "positive integer",
+        id="heads-zero",
+    ),
+    pytest.param(
+        base_config(num_key_value_heads=-8),
+        fqk.ConfigError,
+        "/num_key_value_heads",
+        "positive integer",
+        id="kv-heads-negative",
+    ),
+    pytest.param(
+        base_config(num_key_value_heads=[8]),
+        fqk.ConfigError,
+        "/num_key_value_heads",
+        "positive integer",
+        id="kv-heads-list",
+    ),
+    pytest.param(
+        base_config(head_dim=128.0),
+        fqk.ConfigError,
+        "/head_dim",
+        "positive integer",
+        id="head_dim-float",
+    ),
+    pytest.param(
+        {"text_config": base_config(num_hidden_layers=2.5)},
+        fqk.ConfigError,
+        "/text_config/num_hidden_layers",
+        "positive integer",
+        id="layers-float-nested",
+    ),
+    pytest.param(
+        # Rule 5: 32 query heads cannot be shared by 5 KV heads.
+        base_config(hidden_size=4096, num_attention_heads=32, num_key_value_heads=5),
+        fqk.CorruptPayload,
+        "/query_heads",
+        "multiple of kv_heads",
+        id="heads-not-a-multiple-of-kv-heads",
+    ),
+    pytest.param(
+        # More KV heads than query heads: a GQA shape whose query_heads % kv_heads != 0.
+        base_config(num_key_value_heads=16),
+        fqk.CorruptPayload,
+        "/query_heads",
+        "multiple of kv_heads",
+        id="more-kv-heads-than-heads",
+    ),
+]
+
+
+@pytest.mark.parametrize(("config", "error", "where", "fragment"), REFUSALS)
+@pytest.mark.parametrize("role", ["key", "value"])
+def test_refusals(
+    config: str | dict[str, Any],
+    error: type[fqk.FibQuantKvError],
+    where: str,
+    fragment: str,
+    role: str,
+) -> None:
+    source = CONFIGS / config if isinstance(config, str) else config
+    with pytest.raises(fqk.FibQuantKvError) as caught:
+        shape_from_hf_config(source, role=role, tokens=16)  # type: ignore[arg-type]
+    assert type(caught.value) is error
+    assert caught.value.code == error.code
+    assert caught.value.pointer == where
+    assert fragment in caught.value.message
+
+
+def test_latent_attention_says_why() -> None:
+    with pytest.raises(fqk.DependencyUnsupported) as caught:
+        shape_from_hf_config(CONFIGS / "deepseek-v2-lite.json", role="key", tokens=16)
+    message = caught.value.message
+    assert "kv_lora_rank" in message
+    assert "latent" in message
+    assert "cannot describe" in message
+    assert caught.value.code == "dependency_unsupported"
+    assert str(caught.value).startswith("/kv_lora_rank: ")
+
+
+def test_latent_attention_is_refused_whatever_the_dtype_and_role() -> None:
+    for role in ("key", "value"):
+        for dtype in (None, "f32"):
+            with pytest.raises(fqk.DependencyUnsupported):
+                shape_from_hf_config(
+                    CONFIGS / "deepseek-v2-lite.json",
+                    role=role,
+                    tokens=16,
+                    dtype=dtype,
+                )
+
+
+def test_unreadable_paths(tmp_path: Path) -> None:
+    for path in (tmp_path / "missing.json", tmp_path):
+        with pytest.raises(fqk.ConfigError) as caught:
+            shape_from_hf_config(path, role="key", tokens=8)
+        assert caught.value.code == "config"
+        assert caught.value.path == str(path)
+        assert caught.value.pointer == ""
+        assert "cannot read" in caught.value.message
+        assert str(caught.value).startswith(f"{path}::/: ")
+
+
+@pytest.mark.parametrize(
+    ("data", "fragment"),
+    [
+        (b"", "not JSON"),
+        (b"not json", "not JSON"),
+        (b'{"num_hidden_layers": 2,', "not JSON"),
+        (b"\xff\xfe{}", "not JSON"),
+        (b"[1, 2]", "expected a JSON object"),
+        (b'"config"', "expected a JSON object"),
+        (b"[" * 100_000, "not JSON"),
+    ],
+    ids=["empty", "text", "truncated", "invalid-utf8", "array", "string", "deep-nesting"],
+)
+def test_a_file_that_is_not_a_json_object(tmp_path: Path, data: bytes, fragment: str) -> None:
+    path = tmp_path / "config.json"
+    path.write_bytes(data)
+    with pytest.raises(fqk.ConfigError) as caught:
+        shape_from_hf_config(path, role="key", tokens=8)
+    assert caught.value.path == str(path)
+    assert fragment in caught.value.message
+
+
+def test_every_refusal_is_a_package_error() -> None:
+    # A caller can catch one type for every way a config is refused.
+    for config in (CONFIGS / "deepseek-v2-lite.json", base_config(num_hidden_layers="x")):
+        with pytest.raises(fqk.FibQuantKvError):
+            shape_from_hf_config(config, role="key", tokens=8)
+
+
+# Plans --------------------------------------------------------------------------------------
+
+DTYPE_BYTES = {"f16": 2, "bf16": 2, "f32": 4}
+
+PLANS = [
+    # name, tokens, batch, dtype, tokens_per_page, encoded_block_bytes
+    ("llama-3.1-8b.json", 8192, 1, None, 256, 72),
+    ("llama-3.1-8b.json", 1000, 2, "f32", 256, 72),
+    ("qwen2.5-7b.json", 4097, 1, None, 128, 40),
+    ("gpt2.json", 1024, 4, "f16", 64, 36),
+    ("falcon-7b.json", 300, 3, "bf16", 300, 1),
+    ("gemma-2b.json", 17, 1, "f32", 16, 136),
+    ("phi-3-mini-4k-instruct.json", 4096, 1, None, 1, 52),
+]
+
+
+@pytest.mark.parametrize(("name", "tokens", "batch", "dtype", "tpp", "ebb"), PLANS)
+def test_plan_sizes(
+    name: str, tokens: int, batch: int, dtype: str | None, tpp: int, ebb: int
+) -> None:
+    path = CONFIGS / name
+    plan = plan_from_hf_config(
+        path, tokens=tokens, batch=batch, dtype=dtype, tokens_per_page=tpp, encoded_block_bytes=ebb
+    )
+    key = shape_from_hf_config(path, role="key", tokens=tokens, batch=batch, dtype=dtype)
+    assert [size.role for size in plan.sizes] == ["key", "value"]
+    streams = batch * key.layers * key.kv_heads
+    elements = streams * tokens * key.head_dim
+    pages = streams * math.ceil(tokens / tpp)
+    for size in plan.sizes:
+        assert size.elements == elements
+        assert size.source_bytes == elements * DTYPE_BYTES[str(key.dtype)]
+        assert size.raw_f32_bytes == elements * 4
+        assert size.pages == pages
+        assert size.encoded_bytes == pages * tpp * ebb
+        assert size.compression == pytest.approx(size.source_bytes / (pages * tpp * ebb))
+
+
+def test_plan_sizes_of_llama_at_8192_tokens() -> None:
+    plan = plan_from_hf_config(
+        CONFIGS / "llama-3.1-8b.json", tokens=8192, tokens_per_page=256, encoded_block_bytes=72
+    )
+    key, value = plan.sizes
+    assert key.elements == value.elements == 32 * 8 * 8192 * 128 == 268_435_456
+    assert key.source_bytes == 512 * 2**20  # bf16
+    assert key.raw_f32_bytes == 2**30
+    assert key.pages == 32 * 8 * 32 == 8192
+    assert key.encoded_bytes == 8192 * 256 * 72 == 144 * 2**20
+    assert key.compression == pytest.approx(512 / 144)
+
+
+def test_plan_pads_the_last_page() -> None:
+    plan = plan_from_hf_config(base_config(), tokens=10, tokens_per_page=4, encoded_block_bytes=10)
+    size = plan.sizes[0]
+    # 4 layers x 2 KV heads, each with 10 tokens in ceil(10 / 4) = 3 pages of 4 blocks.
+    assert size.pages == 4 * 2 * 3
+    assert size.encoded_bytes == 24 * 4 * 10
+    assert size.elements == 4 * 2 * 10 * 16
+
+
+def test_plan_without_geometry_has_no_page_columns() -> None:
+    plan = plan_from_hf_config(CONFIGS / "mistral-7b-v0.1.json", tokens=512)
+    assert set(plan.documents) == {"key_shape", "value_shape", "key_layout", "value_layout"}
+    assert set(plan.digests) == set(plan.documents)
+    for size in plan.sizes:
+        assert size.pages is None
+        assert size.encoded_bytes is None
+        assert size.compression is None
+        assert size.elements == 32 * 8 * 512 * 128
+        assert size.source_bytes == size.elements * 2
+
+
+def test_plan_documents_are_what_the_library_derives() -> None:
+    path = CONFIGS / "qwen2.5-7b.json"
+    plan = plan_from_hf_config(
+        path, tokens=2048, batch=2, tokens_per_page=512, encoded_block_bytes=68
+    )
+    assert set(plan.documents) == {
+        "key_shape",
+        "value_shape",
+        "key_layout",
+        "value_layout",
+        "page_geometry",
+    }
+    key = shape_from_hf_config(path, role="key", tokens=2048, batch=2)
+    value = shape_from_hf_config(path, role="value", tokens=2048, batch=2)
+    assert plan.documents["key_shape"] == key
+    assert plan.documents["value_shape"] == value
+    assert plan.documents["key_layout"] == fqk.canonical_layout(key)
+    assert plan.documents["value_layout"] == fqk.canonical_layout(value)
+    geometry = plan.documents["page_geometry"]
+    assert geometry == fqk.new_page_geometry(512, 128, 68)
+    assert (geometry.vectors_per_block, geometry.raw_vector_bytes) == (1, 512)
+    for name in ("key_shape", "value_shape"):
+        assert plan.digests[name] == fqk.digest(plan.documents[name])
+    assert plan.digests["key_layout"] == fqk.digest(plan.documents["key_layout"], key)
+    assert plan.digests["value_layout"] == fqk.digest(plan.documents["value_layout"], value)
+    assert plan.digests["page_geometry"] == fqk.digest(geometry, key)
+    assert fqk.page_count(geometry, key) == 4
+
+
+def test_plan_refuses_what_the_shape_refuses() -> None:
+    with pytest.raises(fqk.DependencyUnsupported) as caught:
+        plan_from_hf_config(CONFIGS / "deepseek-v2-lite.json", tokens=16)
+    assert caught.value.pointer == "/kv_lora_rank"
+
+
+def test_plan_refuses_a_page_longer_than_the_tokens() -> None:
+    with pytest.raises(fqk.CorruptPayload) as caught:
+        plan_from_hf_config(
+            CONFIGS / "llama-3.1-8b.json", tokens=100, tokens_per_page=256, encoded_block_bytes=72
+        )
+    assert caught.value.pointer == "/tokens_per_page"
+
+
+def test_plan_needs_both_page_settings_or_neither() -> None:
+    with pytest.raises(TypeError, match="go together"):
+        plan_from_hf_config(CONFIGS / "llama-3.1-8b.json", tokens=512, tokens_per_page=256)

@@ -1,0 +1,388 @@
+"""The `plan` command: a model's config.json to contract files, digests and a memory table."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import fib_quant_kv as fqk
+from fib_quant_kv.cli import main
+from fib_quant_kv.plan import CacheSize, plan_from_hf_config
+from tests.conftest import DATA
+
+CONFIGS = DATA / "hf_configs"
+LLAMA = str(CONFIGS / "llama-3.1-8b.json")
+DEEPSEEK = str(CONFIGS / "deepseek-v2-lite.json")
+NAMES = ["key_shape", "key_layout", "value_shape", "value_layout", "page_geometry"]
+HEADER = ["cache", "elements", "source bytes", "raw f32 bytes", "pages", "encoded", "ratio"]
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def digest_lines(out: str) -> dict[str, str]:
+    """The `name: digest` lines printed before the memory table."""
+    head = out.split("\n\n", 1)[0]
+    return dict(line.rsplit(": ", 1) for line in head.splitlines())
+
+
+def table(out: str) -> list[list[str]]:
+    """The memory table's rows (header first), split on runs of two or more spaces."""
+    body = out.split("\n\n", 1)[1]
+    rows = []
+    for line in body.splitlines():
+        cells = [cell.strip() for cell in line.strip().split("  ") if cell.strip()]
+        rows.append(cells)
+    return rows
+
+
+def human(n: int) -> str:
+    """Sizes as the table prints them: binary units with one decimal, plain bytes below 1 KiB."""
+    if n < 1024:
+        return f"{n} B"
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if size < 1024 or unit == "TiB":
+            return f"{size:.1f} {unit}"
+        size /= 1024
+    raise AssertionError("unreachable")
+
+
+def expected_row(size: CacheSize) -> list[str]:
+    return [
+        size.role,
+        f"{size.elements:,}",
+        human(size.source_bytes),
+        human(size.raw_f32_bytes),
+        "-" if size.pages is None else f"{size.pages:,}",
+        "-" if size.encoded_bytes is None else human(size.encoded_bytes),
+        "-" if size.compression is None else f"{size.compression:.2f}x",
+    ]
+
+
+# Files written, and what `validate` makes of them --------------------------------------------
+
+
+@pytest.mark.parametrize("fmt", ["json", "cbor"])
+def test_plan_writes_what_the_library_computes(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, fmt: str
+) -> None:
+    out_dir = tmp_path / "kv"
+    code, out, err = run(
+        capsys,
+        "plan",
+        LLAMA,
+        "--tokens",
+        "1000",
+        "--batch",
+        "2",
+        "--tokens-per-page",
+        "256",
+        "--encoded-block-bytes",
+        "72",
+        "--out",
+        str(out_dir),
+        "--format",
+        fmt,
+    )
+    assert code == 0, err
+    assert err == ""
+    plan = plan_from_hf_config(
+        LLAMA, tokens=1000, batch=2, tokens_per_page=256, encoded_block_bytes=72
+    )
+    assert sorted(p.name for p in out_dir.iterdir()) == sorted(f"{n}.{fmt}" for n in NAMES)
+    printed = digest_lines(out)
+    assert printed == {str(out_dir / f"{n}.{fmt}"): plan.digests[n] for n in NAMES}
+    for name in NAMES:
+        data = (out_dir / f"{name}.{fmt}").read_bytes()
+        doc = plan.documents[name]
+        assert data == fqk.encode(doc, fmt) + (b"\n" if fmt == "json" else b"")  # type: ignore[arg-type]
+        assert fqk.decode(data) == doc
+    key = fqk.decode((out_dir / f"key_shape.{fmt}").read_bytes())
+    assert isinstance(key, fqk.KvTensorShapeV1)
+    assert (key.batch, key.tokens, key.layers, key.kv_heads, key.head_dim) == (2, 1000, 32, 8, 128)
+
+    # `validate` accepts every file with the key shape, and finds the digests `plan` printed.
+    key_shape = str(out_dir / f"key_shape.{fmt}")
+    code, out, err = run(capsys, "validate", "--shape", key_shape, "--format", "json", str(out_dir))
+    assert code == 0, out + err
+    records = [json.loads(line) for line in out.splitlines()]
+    assert len(records) == len(NAMES)
+    for record in records:
+        assert record["valid"] is True
+        assert record["shape_checked"] is True
+        assert record["errors"] == []
+        assert record["digest"] == plan.digests[Path(record["path"]).stem]
+    assert {r["kind"] for r in records} == {"shape", "layout", "geometry"}
+
+    code, out, _ = run(capsys, "validate", "--shape", key_shape, str(out_dir))
+    assert code == 0
+    lines = out.splitlines()
+    assert len(lines) == len(NAMES)
+    for line in lines:
+        path, rest = line.split(": ", 1)
+        assert rest.startswith("valid ")
+        assert rest.endswith(plan.digests[Path(path).stem])
+
+
+def test_json_and_cbor_plans_print_the_same_digests(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    digests = {}
+    for fmt in ("json", "cbor"):
+        args = ["plan", LLAMA, "--tokens", "4096", "--tokens-per-page", "128"]
+        args += ["--encoded-block-bytes", "40", "--out", str(tmp_path / fmt), "--format", fmt]
+        code, out, _ = run(capsys, *args)
+        assert code == 0
+        digests[fmt] = {Path(p).stem: d for p, d in digest_lines(out).items()}
+    assert digests["json"] == digests["cbor"]
+    # The key shape at 4096 tokens is the contract's worked example.
+    assert digests["json"]["key_shape"] == (
+        "blake3:388d99e611df08a63740c3eac1466a3428465ccc46022071b57cde066f026fdc"
+    )
+    json_bytes = (tmp_path / "json" / "key_layout.json").read_bytes()
+    cbor_bytes = (tmp_path / "cbor" / "key_layout.cbor").read_bytes()
+    assert json_bytes != cbor_bytes
+    assert fqk.decode(json_bytes) == fqk.decode(cbor_bytes)
+
+
+def test_plan_flags_reach_the_documents(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    out_dir = tmp_path / "gpt2"
+    code, _, err = run(
+        capsys,
+        "plan",
+        str(CONFIGS / "gpt2.json"),
+        "--tokens",
+        "64",
+        "--batch",
+        "3",
+        "--dtype",
+        "f32",
+        "--out",
+        str(out_dir),
+    )
+    assert code == 0, err
+    for role in ("key", "value"):
+        shape = fqk.decode((out_dir / f"{role}_shape.json").read_bytes())
+        expected = fqk.shape_from_hf_config(
+            CONFIGS / "gpt2.json", role=role, tokens=64, batch=3, dtype="f32"
+        )
+        assert shape == expected
+        assert (shape.batch, shape.tokens, shape.dtype, shape.attention_kind) == (
+            3,
+            64,
+            "f32",
+            "mha",
+        )
+    assert not (out_dir / "page_geometry.json").exists()
+
+
+def test_plan_without_out_prints_names_and_digests(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    code, out, _ = run(capsys, "plan", LLAMA, "--tokens", "512")
+    assert code == 0
+    plan = plan_from_hf_config(LLAMA, tokens=512)
+    assert digest_lines(out) == plan.digests
+    assert set(plan.digests) == {"key_shape", "key_layout", "value_shape", "value_layout"}
+    assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+# The memory table -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("config", "argv"),
+    [
+        ("llama-3.1-8b.json", ["--tokens", "8192", "--tokens-per-page", "256"]),
+        ("qwen2.5-7b.json", ["--tokens", "4097", "--batch", "2", "--tokens-per-page", "128"]),
+        ("gemma-2b.json", ["--tokens", "100", "--dtype", "f32", "--tokens-per-page", "7"]),
+    ],
+)
+def test_memory_table_has_a_row_per_cache(
+    capsys: pytest.CaptureFixture[str], config: str, argv: list[str]
+) -> None:
+    code, out, _ = run(capsys, "plan", str(CONFIGS / config), *argv, "--encoded-block-bytes", "72")
+    assert code == 0
+    rows = table(out)
+    assert rows[0] == HEADER
+    assert [row[0] for row in rows[1:]] == ["key", "value"]
+    opts = dict(zip(argv[::2], argv[1::2], strict=True))
+    plan = plan_from_hf_config(
+        CONFIGS / config,
+        tokens=int(opts["--tokens"]),
+        batch=int(opts.get("--batch", "1")),
+        dtype=opts.get("--dtype"),
+        tokens_per_page=int(opts["--tokens-per-page"]),
+        encoded_block_bytes=72,
+    )
+    assert rows[1:] == [expected_row(size) for size in plan.sizes]
+
+
+def test_memory_table_of_llama_at_8192_tokens(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(
+        capsys,
+        "plan",
+        LLAMA,
+        "--tokens",
+        "8192",
+        "--tokens-per-page",
+        "256",
+        "--encoded-block-bytes",
+        "72",
+    )
+    assert code == 0
+    rows = table(out)
+    for row in rows[1:]:
+        assert row[1:] == ["268,435,456", "512.0 MiB", "1.0 GiB", "8,192", "144.0 MiB", "3.56x"]
+
+
+def test_memory_table_without_geometry_has_dashes(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "plan", LLAMA, "--tokens", "8192")
+    assert code == 0
+    rows = table(out)
+    assert rows[0] == HEADER
+    assert len(rows) == 3
+    for row in rows[1:]:
+        assert row[1:4] == ["268,435,456", "512.0 MiB", "1.0 GiB"]
+        assert row[4:] == ["-", "-", "-"]
+
+
+# Refusals -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "half",
+    [["--tokens-per-page", "256"], ["--encoded-block-bytes", "72"]],
+    ids=["tokens-per-page-alone", "encoded-block-bytes-alone"],
+)
+def test_half_a_geometry_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, half: list[str]
+) -> None:
+    out_dir = tmp_path / "kv"
+    code, out, err = run(capsys, "plan", LLAMA, "--tokens", "8192", *half, "--out", str(out_dir))
+    assert code == 2
+    assert "--tokens-per-page and --encoded-block-bytes go together" in err
+    assert out == ""
+    assert not out_dir.exists()
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--tokens", "0"],
+        ["--tokens", "-5"],
+        ["--tokens", "1.5"],
+        ["--batch", "0", "--tokens", "8"],
+        ["--tokens", "8", "--dtype", "f64"],
+        ["--tokens", "8", "--format", "yaml", "--out", "x"],
+        [],
+    ],
+)
+def test_bad_arguments_are_usage_errors(
+    capsys: pytest.CaptureFixture[str], argv: list[str]
+) -> None:
+    with pytest.raises(SystemExit) as caught:
+        main(["plan", LLAMA, *argv])
+    assert caught.value.code == 2
+    _, err = capsys.readouterr()
+    assert "error:" in err
+    assert "Traceback" not in err
+
+
+def test_latent_attention_exits_1_naming_the_file_and_the_reason(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    out_dir = tmp_path / "kv"
+    code, out, err = run(capsys, "plan", DEEPSEEK, "--tokens", "4096", "--out", str(out_dir))
+    assert code == 1
+    assert out == ""
+    assert err.startswith(f"{DEEPSEEK}::/kv_lora_rank: ")
+    assert "latent attention" in err
+    assert "Traceback" not in err
+    assert len(err.splitlines()) == 1
+    assert not out_dir.exists()
+
+
+def test_missing_torch_dtype_exits_1_and_asks_for_dtype(capsys: pytest.CaptureFixture[str]) -> None:
+    gpt2 = str(CONFIGS / "gpt2.json")
+    code, out, err = run(capsys, "plan", gpt2, "--tokens", "8")
+    assert code == 1
+    assert out == ""
+    assert err.startswith(f"{gpt2}::/torch_dtype: ")
+    assert "pass dtype" in err
+    code, _, _ = run(capsys, "plan", gpt2, "--tokens", "8", "--dtype", "f16")
+    assert code == 0
+
+
+def test_a_config_breaking_a_contract_rule_exits_1(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    config = tmp_path / "config.json"
+    counts: dict[str, Any] = {"num_hidden_layers": 2, "num_attention_heads": 32}
+    counts |= {"num_key_value_heads": 5, "hidden_size": 4096, "torch_dtype": "float16"}
+    config.write_text(json.dumps(counts))
+    code, out, err = run(capsys, "plan", str(config), "--tokens", "8")
+    assert code == 1
+    assert out == ""
+    assert err.startswith(f"{config}::/query_heads: ")
+
+
+def test_a_page_longer_than_the_tokens_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(
+        capsys,
+        "plan",
+        LLAMA,
+        "--tokens",
+        "100",
+        "--tokens-per-page",
+        "256",
+        "--encoded-block-bytes",
+        "72",
+    )
+    assert code == 2
+    assert out == ""
+    assert "--tokens-per-page 256 is more than --tokens 100" in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    "data", [b"not json", b"[1, 2]", b"\xff\xfe"], ids=["text", "array", "invalid-utf8"]
+)
+def test_a_config_that_is_not_a_json_object_exits_1(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, data: bytes
+) -> None:
+    config = tmp_path / "config.json"
+    config.write_bytes(data)
+    code, out, err = run(capsys, "plan", str(config), "--tokens", "8")
+    assert code == 1
+    assert out == ""
+    assert err.startswith(f"{config}::/: ")
+    assert "Traceback" not in err
+
+
+def test_an_unreadable_config_exits_2(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    missing = tmp_path / "missing.json"
+    code, out, err = run(capsys, "plan", str(missing), "--tokens", "8")
+    assert out == ""
+    assert str(missing) in err
+    assert code == 2
+
+
+def test_an_unreadable_config_is_refused_without_a_traceback(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    for path in (tmp_path / "missing.json", tmp_path):
+        code, out, err = run(capsys, "plan", str(path), "--tokens", "8")
+        assert code == 2
+        assert out == ""
+        assert err.startswith(f"fib-quant-kv: {path}: ")
+        assert "cannot open" in err or "is a directory" in err
+        assert "Traceback" not in err
