@@ -11,12 +11,12 @@ from pydantic import ValidationError
 
 from fib_quant_kv.codec import Encoding, decode_value, detect
 from fib_quant_kv.codec.limits import MAX_DOCUMENT_BYTES
-from fib_quant_kv.contracts import CONTRACTS, Contract, Document, Kind, contract_of
+from fib_quant_kv.contracts import CONTRACTS, Contract, Document, Kind
 from fib_quant_kv.digests import domain_digest, encode
 from fib_quant_kv.errors import FibQuantKvError, Violation
-from fib_quant_kv.rules import against_shape, shape_problems
+from fib_quant_kv.rules import against_shape, merged, shape_problems
 from fib_quant_kv.rules.shape import shape_violations
-from fib_quant_kv.structure import structure_violations, to_model
+from fib_quant_kv.structure import check_structure, to_model
 from fib_quant_kv_models import KvTensorShapeV1
 
 __all__ = ["Checker", "Verdict", "check", "check_all", "decode"]
@@ -104,13 +104,20 @@ class Checker:
             except FibQuantKvError as exc:
                 verdict.violations.append(exc.violation)
                 return verdict
-            found, verdict.violations = structure_violations(value)
-            if found is None:
-                marker = value.get("schema_version") if isinstance(value, dict) else None
-                known = CONTRACTS.get(marker) if isinstance(marker, str) else None
-                verdict.kind = known.kind if known else None
+            found = check_structure(value)
+            if found.model is None:
+                verdict.kind = found.contract.kind if found.contract else None
+                checked = found.contract is not None and (
+                    not found.contract.needs_shape or self._shape is not None
+                )
+                verdict.violations = (
+                    merged(found.violations, found.readable, self._shape, self._shape_broken)
+                    if checked
+                    else found.violations
+                )
                 return verdict
-            model, contract = found, contract_of(found)
+            assert found.contract is not None  # a model exists only for a known contract
+            model, contract = found.model, found.contract
         verdict.kind, verdict.document = contract.kind, model
         if not contract.needs_shape:
             assert isinstance(model, KvTensorShapeV1)

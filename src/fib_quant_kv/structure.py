@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
 
 from pydantic import ValidationError
@@ -80,25 +81,50 @@ def _violation(contract: Contract, error: ErrorDetails) -> Violation:
     return Violation("schema", where, f"expected {expected(contract, field)}, got {_show(value)}")
 
 
+# Bounds the schema states and the semantic rules state again (a count of at least 1, a u32
+# maximum). A document that breaks only these is still well typed, so the rules can read it
+# and report the reference's own verdict beside the schema's.
+_BOUND_ERRORS = frozenset({"greater_than_equal", "less_than_equal"})
+
+
+@dataclass(frozen=True, slots=True)
+class Structure:
+    """What the structural stage found: the contract, the model or the schema's violations."""
+
+    contract: Contract | None
+    model: Document | None
+    violations: list[Violation]
+    # The model, or, when only bounds were broken, an unvalidated one the rules can read.
+    readable: Document | None
+
+
+def check_structure(value: Any, contract: Contract | None = None) -> Structure:
+    """Build the model of a decoded document (of the marker's contract unless one is given)."""
+    if not isinstance(value, dict):
+        found = [Violation("schema", "", f"expected a JSON object, got {_show(value)}")]
+        return Structure(contract, None, found, None)
+    if contract is None:
+        marker = value.get("schema_version")
+        contract = CONTRACTS.get(marker) if isinstance(marker, str) else None
+        if contract is None:
+            got = "nothing" if "schema_version" not in value else _show(marker)
+            message = f"expected a schema marker, one of {', '.join(markers())}; got {got}"
+            return Structure(None, None, [Violation("schema", "/schema_version", message)], None)
+    try:
+        model = contract.model.model_validate(value)
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False)
+        readable = None
+        if all(e["type"] in _BOUND_ERRORS for e in errors):
+            readable = contract.model.model_construct(**value)
+        return Structure(contract, None, [_violation(contract, e) for e in errors], readable)
+    return Structure(contract, model, [], model)
+
+
 def structure_violations(value: Any) -> tuple[Document | None, list[Violation]]:
     """Build the model for a decoded document, or say every way it breaks its schema."""
-    if not isinstance(value, dict):
-        return None, [Violation("schema", "", f"expected a JSON object, got {_show(value)}")]
-    marker = value.get("schema_version")
-    contract = CONTRACTS.get(marker) if isinstance(marker, str) else None
-    if contract is None:
-        got = "nothing" if "schema_version" not in value else _show(marker)
-        return None, [
-            Violation(
-                "schema",
-                "/schema_version",
-                f"expected a schema marker, one of {', '.join(markers())}; got {got}",
-            )
-        ]
-    try:
-        return contract.model.model_validate(value), []
-    except ValidationError as exc:
-        return None, [_violation(contract, e) for e in exc.errors(include_url=False)]
+    found = check_structure(value)
+    return found.model, found.violations
 
 
 def to_model(value: Any) -> Document:

@@ -16,8 +16,10 @@ def detect(data: bytes) -> Encoding:
     """The encoding of a document, from its first byte.
 
     JSON text starts with an ASCII byte (whitespace or a value), and a UTF-8 byte order mark is
-    handed to the JSON codec to be refused by name. A CBOR map or array starts with a byte of
-    0x80 or more, as does every other CBOR item a document might begin with by mistake.
+    handed to the JSON codec to be refused by name. A CBOR document is a map, whose first byte
+    is 0xa0 to 0xbf; so is any array, tag or float. A CBOR integer or string at top level
+    (first byte below 0x80) is never a document: it goes to the JSON codec and is refused there.
+    Pass the encoding explicitly to have such bytes judged as CBOR.
     """
     if data[:1] >= b"\x80" and not data.startswith(_UTF8_BOM):
         return "cbor"

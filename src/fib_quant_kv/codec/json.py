@@ -22,15 +22,20 @@ class OversizedInteger(int):
     """An integer literal with more digits than any u64; stands in for it without converting it."""
 
     digits: int
+    negative: bool
 
-    def __new__(cls, digits: int) -> OversizedInteger:
-        # Any value past u64 fails the schema's maximum the same way, so one is as good as another.
-        self = super().__new__(cls, 10**MAX_INTEGER_DIGITS)
+    def __new__(cls, digits: int, negative: bool = False) -> OversizedInteger:
+        # Any value past u64 (or below 0) fails the schema's bounds the same way, so one
+        # stands for all of them.
+        self = super().__new__(
+            cls, -(10**MAX_INTEGER_DIGITS) if negative else 10**MAX_INTEGER_DIGITS
+        )
         self.digits = digits
+        self.negative = negative
         return self
 
     def __repr__(self) -> str:
-        return f"<integer of {self.digits} digits>"
+        return f"<{'negative ' if self.negative else ''}integer of {self.digits} digits>"
 
     __str__ = __repr__
 
@@ -51,7 +56,7 @@ def _parse_int(literal: str) -> int | float:
     else:
         digits = len(literal)
     if digits > MAX_INTEGER_DIGITS:
-        return OversizedInteger(digits)
+        return OversizedInteger(digits, negative=literal[0] == "-")
     return int(literal)
 
 

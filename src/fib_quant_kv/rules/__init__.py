@@ -9,9 +9,17 @@ from fib_quant_kv.errors import Violation
 from fib_quant_kv.rules.geometry import geometry_violations
 from fib_quant_kv.rules.layout import layout_violations
 from fib_quant_kv.rules.shape import shape_violations
+from fib_quant_kv.structure import check_structure
 from fib_quant_kv_models import KvCacheLayoutV1, KvPageGeometryV1, KvTensorShapeV1
 
-__all__ = ["against_shape", "collect_violations", "shape_problems", "validate", "violations"]
+__all__ = [
+    "against_shape",
+    "collect_violations",
+    "merged",
+    "shape_problems",
+    "validate",
+    "violations",
+]
 
 
 def _shape_of(doc: Document, shape: KvTensorShapeV1 | None) -> KvTensorShapeV1 | None:
@@ -27,33 +35,55 @@ def _shape_of(doc: Document, shape: KvTensorShapeV1 | None) -> KvTensorShapeV1 |
     return shape
 
 
-def _structure(doc: Document) -> list[Violation]:
-    """A model built in code (model_construct, model_copy) skipped its schema; check it again.
-
-    A decoded document already passed it. In the reference a u32 field cannot hold -1 or 2^32,
-    so these come before the semantic rules, which assume well-typed fields.
-    """
-    from fib_quant_kv.structure import structure_violations
-
-    _, found = structure_violations(dict(doc))
-    return found
-
-
 def violations(doc: Document, shape: KvTensorShapeV1 | None = None) -> Iterator[Violation]:
-    """Lazily, every rule the document breaks, in the reference's order of checks."""
+    """Lazily, every rule the document breaks, in the reference's order of checks.
+
+    A model built in code (model_construct, model_copy) skipped its schema, so the schema of
+    the model's own contract is checked again first: in the reference a u32 field cannot hold
+    -1 or 2^32, and the rules assume well-typed fields.
+    """
     against = _shape_of(doc, shape)
-    broken = _structure(doc)
-    if broken:
-        return iter(broken)
-    if against is None:
+    found = check_structure(dict(doc), contract_of(doc))
+    shape_broken = shape_problems(against) if against is not None else []
+    if found.violations:
+        return iter(merged(found.violations, found.readable, against, shape_broken))
+    return _semantic(doc, against, shape_broken)
+
+
+def _semantic(
+    doc: Document, shape: KvTensorShapeV1 | None, shape_broken: list[Violation]
+) -> Iterator[Violation]:
+    if shape is None:
         assert isinstance(doc, KvTensorShapeV1)
         return shape_violations(doc)
-    return against_shape(doc, against, shape_problems(against))
+    return against_shape(doc, shape, shape_broken)
+
+
+def merged(
+    schema_broken: list[Violation],
+    readable: Document | None,
+    shape: KvTensorShapeV1 | None,
+    shape_broken: list[Violation],
+) -> list[Violation]:
+    """The schema's violations first, then the rules' at places the schema did not name.
+
+    The rules run only on a document that broke nothing but bounds (`readable`), so the
+    reference's own first verdict is among those reported even where the schema states the
+    same bound, or states a bound the reference checks later than another rule.
+    """
+    if readable is None or (shape is None and not isinstance(readable, KvTensorShapeV1)):
+        return list(schema_broken)
+    named = {v.pointer for v in schema_broken}
+    extra = [v for v in _semantic(readable, shape, shape_broken) if v.pointer not in named]
+    return [*schema_broken, *extra]
 
 
 def shape_problems(shape: KvTensorShapeV1) -> list[Violation]:
     """Everything wrong with a shape, structure first; empty for a valid shape."""
-    return _structure(shape) or list(shape_violations(shape))
+    found = check_structure(dict(shape), contract_of(shape))
+    if found.violations:
+        return merged(found.violations, found.readable, None, [])
+    return list(shape_violations(shape))
 
 
 def against_shape(
@@ -81,7 +111,7 @@ def collect_violations(doc: Document, shape: KvTensorShapeV1 | None = None) -> l
 
 
 def validate(doc: Document, shape: KvTensorShapeV1 | None = None) -> None:
-    """Raise the reference's verdict (the first broken rule) as a typed error, or return None."""
+    """Raise the first violation, schema before rules, as a typed error; or return None."""
     first = next(violations(doc, shape), None)
     if first is not None:
         raise first.to_error()
