@@ -125,3 +125,15 @@ def fuzz(session: nox.Session) -> None:
         "--hypothesis-show-statistics",
         env={"FIB_QUANT_KV_FUZZ_EXAMPLES": examples},
     )
+
+
+@nox.session
+def mutation(session: nox.Session) -> None:
+    """Mutation testing of the semantic rules and the codecs (settings in pyproject.toml)."""
+    session.install(".[test]", "mutmut==3.8.1")
+    shutil.rmtree(ROOT / "mutants", ignore_errors=True)
+    # The mutated copy of src/ must win over the installed package; generated/ is not mutated.
+    env = {"PYTHONPATH": str(ROOT / "generated")}
+    session.run("pip", "uninstall", "-y", "-q", "fib-quant-kv")
+    session.run("mutmut", "run", "--max-children", "2", env=env)
+    session.run("mutmut", "results", "--all", "true", env=env, success_codes=[0, 1])

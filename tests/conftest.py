@@ -7,6 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
+
+# Mutation testing reruns the suite once per mutant: the same examples every time, fewer of them.
+settings.register_profile("mutation", derandomize=True, max_examples=40, deadline=None)
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"

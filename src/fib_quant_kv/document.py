@@ -96,8 +96,9 @@ class Checker:
         verdict = Verdict()
         encoding = encoding or detect(data)
         fast = _canonical_json(data) if encoding == "json" else None
+        canonical: bytes | None = None
         if fast is not None:
-            contract, model = fast
+            (contract, model), canonical = fast, data
         else:
             try:
                 value = decode_value(data, encoding)
@@ -128,7 +129,7 @@ class Checker:
         else:
             verdict.violations = list(against_shape(model, self._shape, self._shape_broken))
         if not verdict.violations:
-            verdict.digest = domain_digest(contract.marker, encode(model))
+            verdict.digest = domain_digest(contract.marker, canonical or encode(model))
         return verdict
 
     def check_all(self, documents: Iterable[bytes]) -> Iterator[Verdict]:

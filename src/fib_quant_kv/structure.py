@@ -42,7 +42,10 @@ def _show(value: Any) -> str:
     if isinstance(value, bool) or value is None:
         return "true" if value is True else "false" if value is False else "null"
     if isinstance(value, int):
-        return str(value)  # an OversizedInteger says how many digits it had
+        if type(value) is not int or -(10**21) < value < 10**21:
+            return str(value)  # an OversizedInteger says how many digits it had
+        # A huge int built in code: printing it whole could take long or fail (int limits).
+        return f"<integer of about {int(value.bit_length() * 0.30103) + 1} digits>"
     return f"{_json_type(value)} {value!r}"
 
 

@@ -168,7 +168,7 @@ def cmd_geometry(args: argparse.Namespace) -> int:
         geometry = new_page_geometry(args.tokens_per_page, shape.head_dim, args.encoded_block_bytes)
         validate(geometry, shape)
     except FibQuantKvError as exc:
-        raise Unusable(f"geometry: {str(exc).split(': ', 1)[-1]} ({exc.pointer[1:]})") from None
+        raise Unusable(f"geometry {exc.pointer or '/'}: {exc.message}") from None
     _json_line(geometry)
     return EXIT_VALID
 
