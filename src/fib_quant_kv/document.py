@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated
 
-from pydantic import ValidationError
+from pydantic import Field, TypeAdapter, ValidationError
 
 from fib_quant_kv.codec import Encoding, decode_value, detect
 from fib_quant_kv.codec.limits import MAX_DOCUMENT_BYTES
-from fib_quant_kv.contracts import CONTRACTS, Contract, Document, Kind
+from fib_quant_kv.contracts import Document, Kind, contract_of
 from fib_quant_kv.digests import domain_digest, encode
 from fib_quant_kv.errors import FibQuantKvError, Violation
 from fib_quant_kv.rules import against_shape, merged, shape_problems
@@ -48,32 +47,26 @@ class Verdict:
         return not self.violations and self.shape_checked
 
 
-# The C scanner of the standard json module with no hooks: fast, and lax (it keeps the last of
-# two equal keys and reads -0 as 0). It is only trusted when the document's canonical bytes,
-# re-encoded from the validated model, are the input itself: canonical JSON has no repeated
-# key, no -0, no whitespace and no escapes, so the strict decoder would have read the same.
-_LAX_SCAN = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
+# pydantic parses and validates JSON in one call, choosing the model by schema_version. Its
+# parser is lax where the reference is strict (the last of two equal keys wins, -0 reads as 0),
+# so its result is only trusted when the document's canonical bytes, re-encoded from the
+# model, are the input itself: canonical JSON has no repeated key, no -0, no whitespace and
+# no escapes, and the strict decoder would have read exactly the same values. Anything else
+# takes the strict path, which also explains what is wrong.
+_ANY_DOCUMENT: TypeAdapter[Document] = TypeAdapter(
+    Annotated[Document, Field(discriminator="schema_version")]
+)
 
 
-def _canonical_json(data: bytes) -> tuple[Contract, Document] | None:
-    """The contract and model of a document whose bytes are already canonical JSON, else None."""
+def _canonical_json(data: bytes) -> Document | None:
+    """The model of a document whose bytes are already canonical JSON, else None."""
     if len(data) > MAX_DOCUMENT_BYTES or data[:1] != b"{":
         return None
     try:
-        text = data.decode("utf-8")
-        value: Any
-        value, end = _LAX_SCAN(text, 0)
-    except (ValueError, StopIteration, RecursionError):
-        return None
-    marker = value.get("schema_version") if end == len(text) else None
-    contract = CONTRACTS.get(marker) if type(marker) is str else None
-    if contract is None:
-        return None
-    try:
-        model = contract.model.model_validate(value)
+        model = _ANY_DOCUMENT.validate_json(data)
     except ValidationError:
         return None
-    return (contract, model) if encode(model) == data else None
+    return model if encode(model) == data else None
 
 
 class Checker:
@@ -98,7 +91,7 @@ class Checker:
         fast = _canonical_json(data) if encoding == "json" else None
         canonical: bytes | None = None
         if fast is not None:
-            (contract, model), canonical = fast, data
+            model, contract, canonical = fast, contract_of(fast), data
         else:
             try:
                 value = decode_value(data, encoding)

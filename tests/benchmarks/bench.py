@@ -29,6 +29,7 @@ from fib_quant_kv.codec import json as json_codec
 from fib_quant_kv.contracts import CONTRACTS, schema
 from fib_quant_kv.digests import domain_digest, encode
 from fib_quant_kv.rules import against_shape
+from fib_quant_kv.rules.shape import shape_violations
 from fib_quant_kv.structure import structure_violations
 
 # Public config.json facts: layers, query heads, KV heads, head size.
@@ -127,12 +128,15 @@ def library_table(count: int, repeats: int) -> None:
         for _, _, parsed, _, _ in docs:
             structure_violations(parsed)
 
+    shapes = [d[3]._shape for d in docs]  # the shape each checker holds
+
     def stage_rules() -> None:
-        for model, (_, _, _, checker, _) in zip(models, docs, strict=True):
+        # As the checker runs them: on a validated model, the shape already validated.
+        for model, shape in zip(models, shapes, strict=True):
             if isinstance(model, fqk.KvTensorShapeV1):
-                list(fqk.collect_violations(model))
+                list(shape_violations(model))
             else:
-                list(against_shape(model, checker._shape, []))  # type: ignore[arg-type]
+                list(against_shape(model, shape, []))  # type: ignore[arg-type]
 
     def stage_encode() -> None:
         for model in models:
