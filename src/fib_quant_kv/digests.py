@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from blake3 import blake3
 
-from fib_quant_kv.codec import Encoding, encode_value
+from fib_quant_kv.codec import Encoding, cbor
 from fib_quant_kv.contracts import Document, contract_of
 from fib_quant_kv.rules import validate
 from fib_quant_kv_models import KvTensorShapeV1
@@ -26,7 +26,9 @@ def encode(doc: Document, encoding: Encoding = "json") -> bytes:
         # which the vectors and a property test hold it to. warnings=False: a model built with
         # model_construct may carry a plain str where an enum member is declared.
         return doc.__pydantic_serializer__.to_json(doc, warnings=False)
-    return encode_value(doc.model_dump(mode="json", warnings=False), encoding)
+    if encoding == "cbor":
+        return cbor.encode(doc.model_dump(mode="json", warnings=False))
+    raise ValueError(f"unknown encoding {encoding!r}: expected json or cbor")
 
 
 def digest(doc: Document, shape: KvTensorShapeV1 | None = None, encoding: Encoding = "json") -> str:

@@ -1,4 +1,4 @@
-"""Strict codecs: bytes to plain values and canonical bytes back, in JSON or CBOR."""
+"""Strict codecs: bytes to plain values (the JSON data model), in JSON or CBOR."""
 
 from __future__ import annotations
 
@@ -30,12 +30,3 @@ def decode_value(data: bytes, encoding: Encoding | None = None) -> Any:
     """Strictly decode bytes into plain values; the encoding is detected unless given."""
     chosen = encoding or detect(data)
     return cbor.decode(data) if chosen == "cbor" else json.decode(data)
-
-
-def encode_value(mapping: dict[str, Any], encoding: Encoding) -> bytes:
-    """Canonical bytes of a mapping whose order is the contract's field order."""
-    if encoding == "json":
-        return json.encode(mapping)
-    if encoding == "cbor":
-        return cbor.encode(mapping)
-    raise ValueError(f"unknown encoding {encoding!r}: expected one of {', '.join(ENCODINGS)}")

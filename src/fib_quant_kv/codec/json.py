@@ -1,4 +1,4 @@
-"""Strict JSON: what serde_json accepts for the v1 documents, and compact canonical output."""
+"""Strict JSON: exactly what serde_json accepts for the v1 documents."""
 
 from __future__ import annotations
 
@@ -214,8 +214,3 @@ def decode(data: bytes) -> Any:
                 pointer=pointer(*surrogate),
             )
     return value
-
-
-def encode(mapping: dict[str, Any]) -> bytes:
-    """Compact JSON in the mapping's own order, escaped as serde_json escapes."""
-    return json.dumps(mapping, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
