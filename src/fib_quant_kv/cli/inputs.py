@@ -55,13 +55,24 @@ def read_limited(path: str) -> bytes:
                 path,
                 f"{info.st_size} bytes is larger than the {MAX_DOCUMENT_BYTES}-byte document limit",
             )
-        with os.fdopen(fd, "rb", closefd=False) as handle:
-            data = handle.read(MAX_DOCUMENT_BYTES + 1)
+        # Read what fstat promised and one byte more, to notice a file that grew (or one, like
+        # those in /proc, whose size fstat does not know); never ask for the whole limit at
+        # once, which would allocate a megabyte for every small file.
+        chunks: list[bytes] = []
+        total, want = 0, info.st_size + 1
+        while total <= MAX_DOCUMENT_BYTES:
+            chunk = os.read(fd, want)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+            want = 1 << 16
+        data = b"".join(chunks)
     except OSError as exc:
         raise UnreadablePath(path, f"cannot read: {exc.strerror or exc}") from None
     finally:
         os.close(fd)
-    if len(data) > MAX_DOCUMENT_BYTES:  # the file grew after fstat
+    if len(data) > MAX_DOCUMENT_BYTES:  # it grew after fstat
         raise UnreadablePath(path, f"larger than the {MAX_DOCUMENT_BYTES}-byte document limit")
     return data
 

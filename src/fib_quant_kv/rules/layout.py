@@ -9,6 +9,7 @@ from fib_quant_kv.errors import Violation
 from fib_quant_kv_models import KvCacheLayoutV1, KvLayoutOrder, KvTensorShapeV1
 
 STRIDE_FIELDS = ("batch_stride", "layer_stride", "head_stride", "token_stride", "dim_stride")
+CANONICAL_ORDER = KvLayoutOrder.batch_layer_head_token_dim
 _NOT_CANONICAL = "only canonical contiguous kv layout is supported by the CPU reference codec"
 
 
@@ -33,7 +34,7 @@ def build_canonical_layout(shape: KvTensorShapeV1) -> KvCacheLayoutV1:
     return KvCacheLayoutV1(
         schema_version=LAYOUT_SCHEMA,
         shape_schema_version=SHAPE_SCHEMA,
-        order=KvLayoutOrder.batch_layer_head_token_dim,
+        order=CANONICAL_ORDER,
         **canonical_strides(shape),
     )
 
@@ -53,7 +54,7 @@ def layout_violations(layout: KvCacheLayoutV1, shape: KvTensorShapeV1) -> Iterat
             f"kv layout shape schema mismatch: expected {SHAPE_SCHEMA}, "
             f"got {layout.shape_schema_version}",
         )
-    if layout.order != KvLayoutOrder.batch_layer_head_token_dim:
+    if layout.order != CANONICAL_ORDER:
         yield Violation(
             "corrupt_payload",
             "/order",

@@ -10,6 +10,12 @@ from fib_quant_kv_models import KvAttentionKind, KvRole, KvRopeState, KvTensorSh
 
 U64_MAX = (1 << 64) - 1
 
+# Enum members read once: attribute access on an Enum class is a Python-level descriptor call,
+# which the hot path would otherwise pay several times per document.
+MHA, MQA, GQA = KvAttentionKind.mha, KvAttentionKind.mqa, KvAttentionKind.gqa
+KEY, VALUE = KvRole.key, KvRole.value
+NOT_APPLICABLE = KvRopeState.not_applicable
+
 # Rule 2 checks these in this order; the first zero is the reference's message.
 COUNT_FIELDS = ("batch", "layers", "kv_heads", "query_heads", "tokens", "head_dim")
 
@@ -31,18 +37,18 @@ def shape_violations(shape: KvTensorShapeV1) -> Iterator[Violation]:
         if getattr(shape, name) == 0:
             yield Violation("corrupt_payload", f"/{name}", f"kv shape {name} must be > 0")
     kind = shape.attention_kind
-    if kind == KvAttentionKind.mha and shape.query_heads != shape.kv_heads:
+    if kind == MHA and shape.query_heads != shape.kv_heads:
         yield Violation(
             "corrupt_payload",
             "/query_heads",
             f"mha requires query_heads == kv_heads, got {shape.query_heads} and {shape.kv_heads}",
         )
-    if kind == KvAttentionKind.mqa and shape.kv_heads != 1:
+    if kind == MQA and shape.kv_heads != 1:
         yield Violation(
             "corrupt_payload", "/kv_heads", f"mqa requires kv_heads == 1, got {shape.kv_heads}"
         )
     # A zero kv_heads is already reported above; the modulus is undefined for it.
-    grouped = kind in (KvAttentionKind.gqa, KvAttentionKind.mqa)
+    grouped = kind in (GQA, MQA)
     if grouped and shape.kv_heads != 0 and shape.query_heads % shape.kv_heads != 0:
         yield Violation(
             "corrupt_payload",
@@ -50,13 +56,13 @@ def shape_violations(shape: KvTensorShapeV1) -> Iterator[Violation]:
             f"{kind} requires query_heads to be a multiple of kv_heads, "
             f"got {shape.query_heads} and {shape.kv_heads}",
         )
-    if shape.role == KvRole.key and shape.rope_state == KvRopeState.not_applicable:
+    if shape.role == KEY and shape.rope_state == NOT_APPLICABLE:
         yield Violation(
             "corrupt_payload",
             "/rope_state",
             "key cache requires rope_state pre_rope or post_rope, got not_applicable",
         )
-    if shape.role == KvRole.value and shape.rope_state != KvRopeState.not_applicable:
+    if shape.role == VALUE and shape.rope_state != NOT_APPLICABLE:
         yield Violation(
             "corrupt_payload",
             "/rope_state",
