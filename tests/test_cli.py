@@ -320,3 +320,17 @@ def test_python_dash_m_runs_the_same_cli_without_traceback(tmp_path: Path) -> No
     assert "Traceback" not in proc.stderr
     assert f"{bad}::/: truncated: claims 18446744073709551615 pairs" in proc.stdout
     assert f"{KEY_SHAPE}: valid shape" in proc.stdout
+
+
+def test_a_file_name_that_is_not_utf8_is_printed_escaped(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    name = os.fsdecode(b"bad\xffname.json")
+    write(tmp_path / name, (EXAMPLES / "key_shape.json").read_bytes())
+    code, out, _ = run(capsys, "validate", "--format", "json", str(tmp_path))
+    assert code == 0
+    (rec,) = records(out)
+    assert rec["path"] == f"{tmp_path}/bad\\xffname.json"
+    out.encode("utf-8")  # printable on any UTF-8 stream
+    code, out, _ = run(capsys, "validate", str(tmp_path))
+    assert out.startswith(f"{tmp_path}/bad\\xffname.json: valid shape")

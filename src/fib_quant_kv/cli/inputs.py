@@ -66,6 +66,8 @@ def read_limited(path: str) -> bytes:
                 break
             chunks.append(chunk)
             total += len(chunk)
+            if total < want and info.st_size:
+                break  # a short read of a regular file of known size: its end
             want = 1 << 16
         data = b"".join(chunks)
     except OSError as exc:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
+from json.encoder import encode_basestring
 from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
 if TYPE_CHECKING:
@@ -18,6 +19,19 @@ class Outcome:
     path: str
     verdict: Verdict | None = None
     unreadable: str | None = None
+
+
+def display_path(path: str) -> str:
+    """A path as it can be printed: bytes that were not UTF-8 are shown as \\xNN escapes.
+
+    os.walk hands such names over with surrogate escapes, which a UTF-8 stream refuses and a
+    JSON reader would not accept.
+    """
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return path
 
 
 class Reporter(Protocol):
@@ -57,26 +71,23 @@ class TextReporter:
     def report(self, outcome: Outcome) -> None:
         self._progress()
         verdict = outcome.verdict
+        path = display_path(outcome.path)
         if verdict is None:
             self._clear_progress()
-            self.err.write(
-                f"{self.red}{outcome.path}: cannot read: {outcome.unreadable}{self.reset}\n"
-            )
+            self.err.write(f"{self.red}{path}: cannot read: {outcome.unreadable}{self.reset}\n")
             return
         for v in verdict.violations:
-            self.out.write(
-                f"{self.red}{outcome.path}::{v.pointer or '/'}: {v.message}{self.reset}\n"
-            )
+            self.out.write(f"{self.red}{path}::{v.pointer or '/'}: {v.message}{self.reset}\n")
         if verdict.violations:
             return
         if not verdict.shape_checked:
             self.out.write(
-                f"{self.yellow}{outcome.path}: {verdict.kind} structure valid; "
+                f"{self.yellow}{path}: {verdict.kind} structure valid; "
                 f"shape rules not run (pass --shape){self.reset}\n"
             )
         else:
             self.out.write(
-                f"{self.green}{outcome.path}: valid {verdict.kind} {verdict.digest}{self.reset}\n"
+                f"{self.green}{path}: valid {verdict.kind} {verdict.digest}{self.reset}\n"
             )
 
     def finish(self, checked: int, invalid: int, unreadable: int) -> None:
@@ -96,10 +107,20 @@ class JsonReporter:
 
     def report(self, outcome: Outcome) -> None:
         verdict = outcome.verdict
+        path = display_path(outcome.path)
+        if verdict is not None and not verdict.violations:
+            # The common line, written without building and serialising a dict.
+            digest = "null" if verdict.digest is None else f'"{verdict.digest}"'
+            checked = "true" if verdict.shape_checked else "false"
+            self.out.write(
+                f'{{"path": {encode_basestring(path)}, "kind": "{verdict.kind}", "valid": true, '
+                f'"digest": {digest}, "shape_checked": {checked}, "errors": []}}\n'
+            )
+            return
         record: dict[str, Any]
         if verdict is None:
             record = {
-                "path": outcome.path,
+                "path": path,
                 "kind": None,
                 "valid": False,
                 "digest": None,
@@ -108,10 +129,10 @@ class JsonReporter:
             }
         else:
             record = {
-                "path": outcome.path,
+                "path": path,
                 "kind": verdict.kind,
-                "valid": not verdict.violations,
-                "digest": verdict.digest,
+                "valid": False,
+                "digest": None,
                 "shape_checked": verdict.shape_checked,
                 "errors": [v.to_json() for v in verdict.violations],
             }
