@@ -79,6 +79,21 @@ def shared_schema(marker: str) -> dict[str, Any]:
     return loaded
 
 
+def field_names(marker: str) -> list[str]:
+    """A contract's fields in their contract order (the order of `properties`)."""
+    return list(shared_schema(marker)["properties"])
+
+
+def property_schema(marker: str, field: str) -> dict[str, Any] | None:
+    """The schema of one field of a contract, with a local `$ref` (its enums) resolved."""
+    root = shared_schema(marker)
+    prop: dict[str, Any] | None = root["properties"].get(field)
+    if prop is not None and "$ref" in prop:
+        resolved: dict[str, Any] = root["$defs"][prop["$ref"].rsplit("/", 1)[1]]
+        return resolved
+    return prop
+
+
 def schema(marker: str) -> dict[str, Any]:
     """The shipped JSON Schema of a marker, parsed: a fresh copy the caller may change."""
     return copy.deepcopy(shared_schema(marker))

@@ -4,15 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Annotated
-
-from pydantic import Field, TypeAdapter, ValidationError
 
 from fib_quant_kv.codec import Encoding, decode_value, detect
-from fib_quant_kv.codec.limits import MAX_DOCUMENT_BYTES
 from fib_quant_kv.contracts import Document, Kind, contract_of
 from fib_quant_kv.digests import domain_digest, encode
 from fib_quant_kv.errors import FibQuantKvError, Violation
+from fib_quant_kv.fastpath import canonical_cbor, canonical_json
 from fib_quant_kv.rules import against_shape, merged, shape_problems
 from fib_quant_kv.rules.shape import shape_violations
 from fib_quant_kv.structure import check_structure, to_model
@@ -47,28 +44,6 @@ class Verdict:
         return not self.violations and self.shape_checked
 
 
-# pydantic parses and validates JSON in one call, choosing the model by schema_version. Its
-# parser is lax where the reference is strict (the last of two equal keys wins, -0 reads as 0),
-# so its result is only trusted when the document's canonical bytes, re-encoded from the
-# model, are the input itself: canonical JSON has no repeated key, no -0, no whitespace and
-# no escapes, and the strict decoder would have read exactly the same values. Anything else
-# takes the strict path, which also explains what is wrong.
-_ANY_DOCUMENT: TypeAdapter[Document] = TypeAdapter(
-    Annotated[Document, Field(discriminator="schema_version")]
-)
-
-
-def _canonical_json(data: bytes) -> Document | None:
-    """The model of a document whose bytes are already canonical JSON, else None."""
-    if len(data) > MAX_DOCUMENT_BYTES or data[:1] != b"{":
-        return None
-    try:
-        model = _ANY_DOCUMENT.validate_json(data)
-    except ValidationError:
-        return None
-    return model if encode(model) == data else None
-
-
 class Checker:
     """Checks many documents against one shape, validating that shape once."""
 
@@ -88,10 +63,11 @@ class Checker:
         """
         verdict = Verdict()
         encoding = encoding or detect(data)
-        fast = _canonical_json(data) if encoding == "json" else None
         canonical: bytes | None = None
+        fast = canonical_json(data) if encoding == "json" else canonical_cbor(data)
         if fast is not None:
-            model, contract, canonical = fast, contract_of(fast), data
+            model, canonical = fast
+            contract = contract_of(model)
         else:
             try:
                 value = decode_value(data, encoding)

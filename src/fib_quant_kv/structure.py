@@ -9,7 +9,14 @@ from typing import Any, ParamSpec, TypeVar
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
-from fib_quant_kv.contracts import CONTRACTS, Contract, Document, markers, shared_schema
+from fib_quant_kv.contracts import (
+    CONTRACTS,
+    Contract,
+    Document,
+    markers,
+    property_schema,
+    shared_schema,
+)
 from fib_quant_kv.errors import Violation, pointer
 
 P = ParamSpec("P")
@@ -51,12 +58,9 @@ def _show(value: Any) -> str:
 
 def expected(contract: Contract, field: str) -> str:
     """What the contract's schema admits for one field, in words."""
-    root = shared_schema(contract.marker)
-    prop = root["properties"].get(field)
+    prop = property_schema(contract.marker, field)
     if prop is None:
         return "no such field"
-    if "$ref" in prop:
-        prop = root["$defs"][prop["$ref"].rsplit("/", 1)[1]]
     if "const" in prop:
         return f"the string {prop['const']!r}"
     if "enum" in prop:

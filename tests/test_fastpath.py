@@ -1,0 +1,104 @@
+"""The hot path for canonical documents agrees with the strict path on every input it accepts."""
+
+from __future__ import annotations
+
+import json
+
+import cbor2
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import fib_quant_kv as fqk
+from fib_quant_kv.contracts import Document
+from fib_quant_kv.fastpath import canonical_cbor, canonical_json
+from tests.conftest import VECTORS
+from tests.test_digests import documents
+from tests.test_fuzz import ANY_BYTES
+
+VALID_DOCS = [fqk.decode(c["doc"].encode()) for c in VECTORS if c["expect"]["valid"]]
+
+
+def strict(data: bytes) -> Document | None:
+    try:
+        return fqk.decode(data)
+    except fqk.FibQuantKvError:
+        return None
+
+
+def test_every_valid_vector_takes_the_fast_path_in_both_encodings() -> None:
+    for doc in VALID_DOCS:
+        canonical = fqk.encode(doc)
+        assert canonical_json(canonical) == (doc, canonical)
+        assert canonical_cbor(fqk.encode(doc, "cbor")) == (doc, canonical)
+
+
+@settings(max_examples=200, deadline=None)
+@given(documents())
+def test_any_valid_document_takes_the_fast_path(pair: tuple[Document, fqk.KvTensorShapeV1]) -> None:
+    doc, _ = pair
+    canonical = fqk.encode(doc)
+    assert canonical_json(canonical) == (doc, canonical)
+    assert canonical_cbor(fqk.encode(doc, "cbor")) == (doc, canonical)
+
+
+@settings(max_examples=600, deadline=None)
+@given(ANY_BYTES)
+def test_whatever_the_fast_path_accepts_the_strict_path_reads_the_same(data: bytes) -> None:
+    for fast in (canonical_json(data), canonical_cbor(data)):
+        if fast is not None:
+            model, canonical = fast
+            assert strict(data) == model
+            assert fqk.encode(model) == canonical
+
+
+SHAPE = VALID_DOCS[0]
+SHAPE_JSON = fqk.encode(SHAPE)
+SHAPE_CBOR = fqk.encode(SHAPE, "cbor")
+
+
+def test_json_that_is_not_canonical_takes_the_strict_path() -> None:
+    value = json.loads(SHAPE_JSON)
+    pretty = json.dumps(value, indent=2).encode()
+    reordered = json.dumps(dict(reversed(value.items())), separators=(",", ":")).encode()
+    duplicated = SHAPE_JSON.replace(b'"batch":1,', b'"batch":1,"batch":1,')
+    negative_zero = SHAPE_JSON.replace(b'"batch":1,', b'"batch":-0,')
+    escaped = SHAPE_JSON.replace(b'"key"', b'"\\u006bey"')
+    for data in (pretty, reordered, escaped):
+        assert canonical_json(data) is None
+        assert strict(data) == SHAPE  # equal documents, only not canonical bytes
+    for data in (duplicated, negative_zero, SHAPE_JSON + b" ", b" " + SHAPE_JSON):
+        assert canonical_json(data) is None
+
+
+def test_cbor_outside_the_deterministic_subset_takes_the_strict_path() -> None:
+    value = json.loads(SHAPE_JSON)
+    reordered = cbor2.dumps(value)  # insertion order, not canonical order
+    tagged = SHAPE_CBOR.replace(b"\x18\x20", b"\xc2\x41\x20", 1)  # a bignum tag for 32
+    wide = SHAPE_CBOR.replace(b"\x01", b"\x18\x01", 1)  # 1 written in two bytes
+    assert reordered != SHAPE_CBOR
+    assert canonical_cbor(reordered) is None
+    assert strict(reordered) == SHAPE
+    assert canonical_cbor(SHAPE_CBOR + b"\x00") is None
+    assert canonical_cbor(SHAPE_CBOR[:-1]) is None
+    assert canonical_cbor(tagged) is None
+    assert canonical_cbor(b"") is None
+    # Not the shortest form, but well-formed: both paths read the same value.
+    assert canonical_cbor(wide) == (SHAPE, SHAPE_JSON)
+    assert strict(wide) == SHAPE
+
+
+@given(st.integers(min_value=0, max_value=2**64 - 1))
+def test_every_integer_width_decodes_to_its_value(value: int) -> None:
+    layout = fqk.KvCacheLayoutV1.model_validate(
+        {**fqk.canonical_layout(SHAPE).model_dump(mode="json"), "batch_stride": value}  # type: ignore[arg-type]
+    )
+    fast = canonical_cbor(fqk.encode(layout, "cbor"))
+    assert fast is not None
+    assert fast[0].batch_stride == value
+
+
+def test_bounds_fall_back_to_the_strict_path_which_names_them() -> None:
+    too_big = SHAPE_CBOR.replace(b"\x65batch\x01", b"\x65batch\x1b" + (2**40).to_bytes(8, "big"))
+    assert canonical_cbor(too_big) is None
+    verdict = fqk.check(too_big)
+    assert verdict.violations[0].pointer == "/batch"
