@@ -5,8 +5,6 @@ from __future__ import annotations
 import struct
 from typing import Any
 
-import cbor2
-
 from fib_quant_kv.codec.limits import MAX_DEPTH, MAX_DOCUMENT_BYTES
 from fib_quant_kv.errors import DecodeError, pointer
 
@@ -193,4 +191,6 @@ def decode(data: bytes) -> Any:
 
 def encode(mapping: dict[str, Any]) -> bytes:
     """RFC 8949 section 4.2.1 core deterministic encoding of a mapping."""
+    import cbor2  # only encoding needs it; checking documents does not pay for its import
+
     return cbor2.dumps(mapping, canonical=True)
