@@ -11,6 +11,7 @@ import cbor2
 import pytest
 
 import fib_quant_kv as fqk
+from tests.cbor_builder import head, text
 
 U32_MAX = (1 << 32) - 1
 U64_MAX = (1 << 64) - 1
@@ -426,22 +427,6 @@ def test_json_top_level_not_object(data: bytes, shown: str) -> None:
 
 # ---------------------------------------------------------------------------------------------
 # CBOR built by hand, so each item can be made wrong in exactly one way.
-
-
-def head(major: int, argument: int) -> bytes:
-    """The shortest-form head of a CBOR item."""
-    if argument < 24:
-        return bytes([major << 5 | argument])
-    for info, size in ((24, 1), (25, 2), (26, 4), (27, 8)):
-        if argument < 1 << (8 * size):
-            return bytes([major << 5 | info]) + argument.to_bytes(size, "big")
-    raise ValueError(argument)
-
-
-def text(value: str) -> bytes:
-    """A CBOR text string."""
-    raw = value.encode("utf-8")
-    return head(3, len(raw)) + raw
 
 
 def cbor_map(items: list[tuple[bytes, bytes]]) -> bytes:

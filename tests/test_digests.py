@@ -23,6 +23,7 @@ from fib_quant_kv import (
     KvRopeState,
     KvTensorShapeV1,
 )
+from tests.cbor_builder import deterministic as deterministic_cbor
 
 U32_MAX = (1 << 32) - 1
 U64_MAX = (1 << 64) - 1
@@ -87,31 +88,6 @@ def compact_json(doc: Document) -> bytes:
     dumped = doc.model_dump(mode="json")
     assert list(dumped) == FIELD_ORDER[doc.schema_version]
     return json.dumps(dumped, separators=(",", ":")).encode("utf-8")
-
-
-def cbor_head(major: int, argument: int) -> bytes:
-    """The shortest-form head of a CBOR item."""
-    if argument < 24:
-        return bytes([major << 5 | argument])
-    for info, size in ((24, 1), (25, 2), (26, 4), (27, 8)):
-        if argument < 1 << (8 * size):
-            return bytes([major << 5 | info]) + argument.to_bytes(size, "big")
-    raise ValueError(argument)
-
-
-def cbor_item(value: str | int) -> bytes:
-    """A text string or an unsigned integer, in shortest form."""
-    if isinstance(value, str):
-        raw = value.encode("utf-8")
-        return cbor_head(3, len(raw)) + raw
-    assert 0 <= value <= U64_MAX
-    return cbor_head(0, value)
-
-
-def deterministic_cbor(mapping: dict[str, Any]) -> bytes:
-    """RFC 8949 section 4.2.1: one definite map, keys sorted by their encoded bytes."""
-    items = sorted((cbor_item(k), cbor_item(v)) for k, v in mapping.items())
-    return cbor_head(5, len(items)) + b"".join(k + v for k, v in items)
 
 
 def attempt(function: Any, *args: Any) -> Any:

@@ -24,7 +24,12 @@ def decode(data: bytes, encoding: Encoding | None = None) -> Document:
     Raises DecodeError when the bytes are not one well-formed document, SchemaError when the
     document breaks its schema. Semantic rules are `validate`'s.
     """
-    return to_model(decode_value(data, encoding))
+    fast = _fast(data, encoding or detect(data))
+    return fast[0] if fast is not None else to_model(decode_value(data, encoding))
+
+
+def _fast(data: bytes, encoding: Encoding) -> tuple[Document, bytes] | None:
+    return canonical_json(data) if encoding == "json" else canonical_cbor(data)
 
 
 @dataclass(slots=True)
@@ -64,7 +69,7 @@ class Checker:
         verdict = Verdict()
         encoding = encoding or detect(data)
         canonical: bytes | None = None
-        fast = canonical_json(data) if encoding == "json" else canonical_cbor(data)
+        fast = _fast(data, encoding)
         if fast is not None:
             model, canonical = fast
             contract = contract_of(model)

@@ -8,9 +8,10 @@ from typing import Any
 from fib_quant_kv.codec.limits import MAX_DEPTH, MAX_DOCUMENT_BYTES
 from fib_quant_kv.errors import DecodeError, pointer
 
-# cbor2's decoder accepts trailing bytes and repeated keys and allocates what a length
-# claims; decoding is therefore done here, over the small subset a v1 document can use.
-# Encoding is cbor2's, in RFC 8949 section 4.2.1 core deterministic form.
+# cbor2's decoder accepts trailing bytes and repeated keys; decoding is therefore done here,
+# over the JSON data model, trusting no length claim. Encoding is cbor2's, in RFC 8949
+# section 4.2.1 core deterministic form. Deterministic v1 documents are read faster by
+# fib_quant_kv.fastpath, which falls back to this reader for anything else.
 
 _FLOAT_FORMATS = {25: ">e", 26: ">f", 27: ">d"}
 _SIMPLE = {20: False, 21: True, 22: None}
@@ -120,65 +121,12 @@ class _Reader:
         return out
 
 
-def _flat_map(data: bytes) -> dict[str, Any] | None:
-    """The common case, fast: one small map of short text keys to unsigned integers or text.
-
-    Anything else (or anything wrong) returns None, and the general reader decodes the bytes
-    again to say precisely what is wrong; a v1 document never needs that.
-    """
-    initial = data[0]
-    if not 0xA0 <= initial <= 0xB7:
-        return None
-    end = len(data)
-    pos = 1
-    out: dict[str, Any] = {}
-    try:
-        for _ in range(initial - 0xA0):
-            head = data[pos]
-            if not 0x60 <= head <= 0x77:
-                return None
-            key_end = pos + 1 + head - 0x60
-            if key_end > end:
-                return None
-            key = data[pos + 1 : key_end].decode("utf-8")
-            if key in out:
-                return None
-            pos = key_end
-            head = data[pos]
-            if head <= 0x17:
-                out[key] = head
-                pos += 1
-            elif head <= 0x1B:
-                size = 1 << (head - 0x18)
-                if pos + 1 + size > end:
-                    return None
-                out[key] = int.from_bytes(data[pos + 1 : pos + 1 + size], "big")
-                pos += 1 + size
-            elif 0x60 <= head <= 0x78:
-                if head == 0x78:
-                    length, start = data[pos + 1], pos + 2
-                else:
-                    length, start = head - 0x60, pos + 1
-                if start + length > end:
-                    return None
-                out[key] = data[start : start + length].decode("utf-8")
-                pos = start + length
-            else:
-                return None
-    except (IndexError, UnicodeDecodeError):
-        return None
-    return out if pos == end else None
-
-
 def decode(data: bytes) -> Any:
     """Decode exactly one CBOR item into plain Python values (the JSON data model)."""
     if len(data) > MAX_DOCUMENT_BYTES:
         raise DecodeError(
             f"document of {len(data)} bytes is larger than the {MAX_DOCUMENT_BYTES}-byte limit"
         )
-    flat = _flat_map(data) if data else None
-    if flat is not None:
-        return flat
     reader = _Reader(data)
     value = reader.item((), 0)
     if reader.pos != len(data):
