@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import cbor2
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import fib_quant_kv as fqk
+from fib_quant_kv import fastpath
 from fib_quant_kv.contracts import Document
-from fib_quant_kv.fastpath import canonical_cbor, canonical_json
+from fib_quant_kv.fastpath import _CanonicalCbor, _text, canonical_cbor, canonical_json
 from tests.conftest import VECTORS
 from tests.test_digests import documents
 from tests.test_fuzz import ANY_BYTES
@@ -102,3 +105,66 @@ def test_bounds_fall_back_to_the_strict_path_which_names_them() -> None:
     assert canonical_cbor(too_big) is None
     verdict = fqk.check(too_big)
     assert verdict.violations[0].pointer == "/batch"
+
+
+# The compiled patterns are built when the module is imported; building them again here
+# tests the compiler itself, not only its output.
+
+
+@pytest.mark.parametrize(
+    ("value", "encoded"),
+    [
+        ("", b"\x60"),
+        ("a" * 23, b"\x77" + b"a" * 23),
+        ("a" * 24, b"\x78\x18" + b"a" * 24),
+        ("a" * 255, b"\x78\xff" + b"a" * 255),
+        ("é", b"\x62\xc3\xa9"),  # the length is in bytes, not characters
+    ],
+)
+def test_text_is_the_shortest_cbor_text_string(value: str, encoded: bytes) -> None:
+    assert _text(value) == encoded
+    assert cbor2.dumps(value) == encoded
+
+
+def test_text_longer_than_the_fast_path_allows_is_refused() -> None:
+    with pytest.raises(ValueError, match="too long for the canonical CBOR fast path"):
+        _text("a" * 256)
+
+
+@pytest.mark.parametrize("marker", fqk.markers())
+def test_a_freshly_compiled_contract_reads_its_documents(marker: str) -> None:
+    compiled = _CanonicalCbor(marker)
+    docs = [d for d in VALID_DOCS if d.schema_version == marker]
+    assert docs
+    for doc in docs:
+        assert compiled.to_json(fqk.encode(doc, "cbor")) == fqk.encode(doc)
+        assert compiled.to_json(cbor2.dumps(doc.model_dump(mode="json"))) in (None, fqk.encode(doc))
+        assert compiled.to_json(fqk.encode(doc, "cbor") + b"\x00") is None
+    others = [d for d in VALID_DOCS if d.schema_version != marker]
+    assert all(compiled.to_json(fqk.encode(d, "cbor")) is None for d in others)
+    assert compiled.template.startswith('{"schema_version":"%s"')
+    assert [name for name in json.loads(fqk.encode(docs[0]))] == [
+        part.split('"')[1] for part in compiled.template[1:-1].split(",")
+    ]
+
+
+def test_a_value_that_would_need_json_escaping_is_refused_when_compiling(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    real = fastpath.property_schema
+
+    def quoted_enum(marker: str, field: str) -> Any:
+        prop = real(marker, field)
+        return {"type": "string", "enum": ['a"b']} if field == "role" else prop
+
+    monkeypatch.setattr(fastpath, "property_schema", quoted_enum)
+    with pytest.raises(ValueError, match="role: a value would need JSON escaping"):
+        _CanonicalCbor("fib_quant_kv_tensor_shape_v1")
+
+
+@pytest.mark.parametrize("value", [10, 0x010A, 0x0A0A, 0x0A0A0A0A, 0x0A << 56])
+def test_integer_bytes_that_look_like_a_newline_are_read(value: int) -> None:
+    layout = fqk.canonical_layout(SHAPE).model_copy(update={"batch_stride": value})  # type: ignore[arg-type]
+    fast = canonical_cbor(fqk.encode(layout, "cbor"))
+    assert fast is not None
+    assert fast[0].batch_stride == value
