@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +15,7 @@ import pytest
 
 import fib_quant_kv as fqk
 from fib_quant_kv.cli import main
-from tests.conftest import EXAMPLES, VECTORS
+from tests.conftest import EXAMPLES, ROOT, VECTORS
 
 KEY_SHAPE = str(EXAMPLES / "key_shape.json")
 
@@ -334,3 +335,14 @@ def test_a_file_name_that_is_not_utf8_is_printed_escaped(
     out.encode("utf-8")  # printable on any UTF-8 stream
     code, out, _ = run(capsys, "validate", str(tmp_path))
     assert out.startswith(f"{tmp_path}/bad\\xffname.json: valid shape")
+
+
+def test_the_pre_commit_hook_runs_validate_on_contract_file_names() -> None:
+    hook = (ROOT / ".pre-commit-hooks.yaml").read_text(encoding="utf-8")
+    assert "entry: fib-quant-kv validate\n" in hook
+    (pattern,) = re.findall(r"^  files: '(.*)'$", hook, re.M)
+    names = [p.name for p in EXAMPLES.iterdir()]
+    assert len(names) == 10
+    assert all(re.search(pattern, f"repo/kv/{name}") for name in names)
+    for other in ("package.json", "config.json", "tsconfig.json", "kv/shapes.txt"):
+        assert not re.search(pattern, other)
