@@ -346,3 +346,28 @@ def test_the_pre_commit_hook_runs_validate_on_contract_file_names() -> None:
     assert all(re.search(pattern, f"repo/kv/{name}") for name in names)
     for other in ("package.json", "config.json", "tsconfig.json", "kv/shapes.txt"):
         assert not re.search(pattern, other)
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_colour_and_progress_only_on_a_terminal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fib_quant_kv.cli.report import TextReporter
+
+    for index in range(300):
+        write(tmp_path / f"s{index:03d}.json", (EXAMPLES / "key_shape.json").read_bytes())
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    for terminal in (True, False):
+        out, err = (_Terminal(), _Terminal()) if terminal else (io.StringIO(), io.StringIO())
+        monkeypatch.setattr(sys, "stdout", out)
+        monkeypatch.setattr(sys, "stderr", err)
+        assert main(["validate", str(tmp_path)]) == 0
+        assert ("\033[32m" in out.getvalue()) is terminal
+        assert ("checked 250 documents..." in err.getvalue()) is terminal
+        assert "300 documents checked, 0 invalid" in err.getvalue()
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert TextReporter(_Terminal(), _Terminal()).green == ""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from json.encoder import encode_basestring
 from typing import TYPE_CHECKING, Any, Protocol, TextIO
@@ -35,6 +36,8 @@ def display_path(path: str) -> str:
 
 
 class Reporter(Protocol):
+    """Says what `validate` found, one outcome at a time, then a summary."""
+
     def report(self, outcome: Outcome) -> None: ...
 
     def finish(self, checked: int, invalid: int, unreadable: int) -> None: ...
@@ -142,7 +145,7 @@ class JsonReporter:
         return None
 
 
-REPORTERS: dict[str, type[TextReporter] | type[JsonReporter]] = {
+REPORTERS: dict[str, Callable[[TextIO, TextIO], Reporter]] = {
     "text": TextReporter,
     "json": JsonReporter,
 }
