@@ -41,6 +41,7 @@ MODEL_DEFAULTS: dict[str, dict[str, int]] = {
 }
 
 Role = Literal["key", "value"]
+U32_MAX = (1 << 32) - 1
 
 
 def load_config(config: str | os.PathLike[str] | Mapping[str, Any]) -> dict[str, Any]:
@@ -76,9 +77,11 @@ def _count(
         value = config.get(key)
         if value is None:
             continue
-        if type(value) is not int or value < 1:
+        # Every count lands in a u32 field of the shape; say so at the config's own key.
+        if type(value) is not int or not 1 <= value <= U32_MAX:
             raise ConfigError(
-                f"{key} must be a positive integer, got {value!r}", pointer=pointer(*where, key)
+                f"{key} must be an integer in 1..={U32_MAX}, got {value!r}",
+                pointer=pointer(*where, key),
             )
         return key, value
     return None
@@ -119,7 +122,8 @@ def shape_from_hf_config(
     the language model's. Without `num_key_value_heads` a model has as many KV heads as query
     heads, or one with `multi_query`. An explicit `head_dim` wins over hidden_size / heads.
     The attention kind follows from the counts. Keys default to post_rope (what a running
-    cache holds), values are not_applicable. What v1 cannot express is refused:
+    cache holds; v1 has no state for keys of models without RoPE, such as GPT-2), values are
+    not_applicable. What v1 cannot express is refused:
     DependencyUnsupported for latent attention, differing key and value head sizes or a
     fractional head size; ConfigError for what the config lacks.
     """
@@ -183,9 +187,9 @@ def _head_dim(config: Mapping[str, Any], query_heads: int, where: tuple[str, ...
     if config.get("qk_nope_head_dim") is not None or config.get("qk_rope_head_dim") is not None:
         key_size = (config.get("qk_nope_head_dim") or 0) + (config.get("qk_rope_head_dim") or 0)
     if explicit is not None:
-        if type(explicit) is not int or explicit < 1:
+        if type(explicit) is not int or not 1 <= explicit <= U32_MAX:
             raise ConfigError(
-                f"head_dim must be a positive integer, got {explicit!r}",
+                f"head_dim must be an integer in 1..={U32_MAX}, got {explicit!r}",
                 pointer=pointer(*where, "head_dim"),
             )
         size = explicit
