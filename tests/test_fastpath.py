@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 import fib_quant_kv as fqk
 from fib_quant_kv import fastpath
 from fib_quant_kv.contracts import Document
-from fib_quant_kv.fastpath import _CanonicalCbor, _text, canonical_cbor, canonical_json
+from fib_quant_kv.fastpath import _Compiled, _text, canonical_cbor, canonical_json
 from tests.conftest import VECTORS
 from tests.test_digests import documents
 from tests.test_fuzz import ANY_BYTES
@@ -133,15 +133,19 @@ def test_text_longer_than_the_fast_path_allows_is_refused() -> None:
 
 @pytest.mark.parametrize("marker", fqk.markers())
 def test_a_freshly_compiled_contract_reads_its_documents(marker: str) -> None:
-    compiled = _CanonicalCbor(marker)
+    compiled = _Compiled(marker)
     docs = [d for d in VALID_DOCS if d.schema_version == marker]
     assert docs
     for doc in docs:
-        assert compiled.to_json(fqk.encode(doc, "cbor")) == fqk.encode(doc)
-        assert compiled.to_json(cbor2.dumps(doc.model_dump(mode="json"))) in (None, fqk.encode(doc))
-        assert compiled.to_json(fqk.encode(doc, "cbor") + b"\x00") is None
+        assert compiled.cbor_to_json(fqk.encode(doc, "cbor")) == fqk.encode(doc)
+        # Field order is not CBOR's canonical order: refused (the strict path reads it).
+        assert compiled.cbor_to_json(cbor2.dumps(doc.model_dump(mode="json"))) is None
+        assert compiled.cbor_to_json(fqk.encode(doc, "cbor") + b"\x00") is None
+        assert compiled.json_pattern.fullmatch(fqk.encode(doc))
+        assert not compiled.json_pattern.fullmatch(fqk.encode(doc) + b" ")
     others = [d for d in VALID_DOCS if d.schema_version != marker]
-    assert all(compiled.to_json(fqk.encode(d, "cbor")) is None for d in others)
+    assert all(compiled.cbor_to_json(fqk.encode(d, "cbor")) is None for d in others)
+    assert not any(compiled.json_pattern.fullmatch(fqk.encode(d)) for d in others)
     assert compiled.template.startswith('{"schema_version":"%s"')
     assert [name for name in json.loads(fqk.encode(docs[0]))] == [
         part.split('"')[1] for part in compiled.template[1:-1].split(",")
@@ -159,7 +163,7 @@ def test_a_value_that_would_need_json_escaping_is_refused_when_compiling(
 
     monkeypatch.setattr(fastpath, "property_schema", quoted_enum)
     with pytest.raises(ValueError, match="role: a value would need JSON escaping"):
-        _CanonicalCbor("fib_quant_kv_tensor_shape_v1")
+        _Compiled("fib_quant_kv_tensor_shape_v1")
 
 
 @pytest.mark.parametrize("value", [10, 0x010A, 0x0A0A, 0x0A0A0A0A, 0x0A << 56])

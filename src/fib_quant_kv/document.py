@@ -66,45 +66,37 @@ class Checker:
         A layout or geometry without a shape gets the checks that need none (decoding and its
         schema); its verdict says the shape rules were not run, and it has no digest.
         """
-        verdict = Verdict()
         encoding = encoding or detect(data)
-        canonical: bytes | None = None
         fast = _fast(data, encoding)
         if fast is not None:
-            model, canonical = fast
-            contract = contract_of(model)
-        else:
-            try:
-                value = decode_value(data, encoding)
-            except FibQuantKvError as exc:
-                verdict.violations.append(exc.violation)
-                return verdict
-            found = check_structure(value)
-            if found.model is None:
-                verdict.kind = found.contract.kind if found.contract else None
-                checked = found.contract is not None and (
-                    not found.contract.needs_shape or self._shape is not None
-                )
-                verdict.violations = (
-                    merged(found.violations, found.readable, self._shape, self._shape_broken)
-                    if checked
-                    else found.violations
-                )
-                return verdict
-            assert found.contract is not None  # a model exists only for a known contract
-            model, contract = found.model, found.contract
-        verdict.kind, verdict.document = contract.kind, model
+            return self._judge(*fast)
+        try:
+            value = decode_value(data, encoding)
+        except FibQuantKvError as exc:
+            return Verdict(violations=[exc.violation])
+        found = check_structure(value)
+        if found.model is not None:
+            return self._judge(found.model, encode(found.model))
+        contract = found.contract
+        if contract is None or (contract.needs_shape and self._shape is None):
+            return Verdict(contract.kind if contract else None, violations=found.violations)
+        return Verdict(
+            contract.kind,
+            violations=merged(found.violations, found.readable, self._shape, self._shape_broken),
+        )
+
+    def _judge(self, model: Document, canonical: bytes) -> Verdict:
+        """The semantic rules and the digest of a structurally valid document."""
+        contract = contract_of(model)
         if not contract.needs_shape:
             assert isinstance(model, KvTensorShapeV1)
-            verdict.violations = list(shape_violations(model))
+            violations = list(shape_violations(model))
         elif self._shape is None:
-            verdict.shape_checked = False
-            return verdict
+            return Verdict(contract.kind, model, shape_checked=False)
         else:
-            verdict.violations = list(against_shape(model, self._shape, self._shape_broken))
-        if not verdict.violations:
-            verdict.digest = domain_digest(contract.marker, canonical or encode(model))
-        return verdict
+            violations = list(against_shape(model, self._shape, self._shape_broken))
+        digest = None if violations else domain_digest(contract.marker, canonical)
+        return Verdict(contract.kind, model, violations, digest)
 
     def check_all(self, documents: Iterable[bytes]) -> Iterator[Verdict]:
         """Verdicts for many documents, lazily: memory stays flat in their number."""
