@@ -172,3 +172,9 @@ def test_integer_bytes_that_look_like_a_newline_are_read(value: int) -> None:
     fast = canonical_cbor(fqk.encode(layout, "cbor"))
     assert fast is not None
     assert fast[0].batch_stride == value
+
+
+def test_a_freshly_compiled_pattern_reads_integer_bytes_that_look_like_a_newline() -> None:
+    compiled = _Compiled("fib_quant_kv_cache_layout_v1")
+    layout = fqk.canonical_layout(SHAPE).model_copy(update={"batch_stride": 0x010A})  # type: ignore[arg-type]
+    assert compiled.cbor_to_json(fqk.encode(layout, "cbor")) == fqk.encode(layout)
