@@ -3,25 +3,20 @@
 Most documents arrive exactly as the reference or this package writes them: compact JSON in
 field order, or RFC 8949 deterministic CBOR. For those, a regular expression compiled from the
 contract's schema does, in one C-level pass, what the strict decoder and most of the structural
-stage would do; pydantic then checks the bounds and builds the model from the canonical JSON in
-one call. Anything else returns None and takes the strict path, which also explains what is
-wrong.
+stage would do, and chooses the contract; pydantic then checks the bounds and builds the model
+from the canonical JSON in one call. Anything else returns None and takes the strict path,
+which also explains what is wrong.
 """
 
 from __future__ import annotations
 
 import operator
 import re
-from typing import Annotated
 
-from pydantic import Field, TypeAdapter, ValidationError
+from pydantic import ValidationError
 
 from fib_quant_kv.codec.limits import MAX_DOCUMENT_BYTES
 from fib_quant_kv.contracts import CONTRACTS, Document, field_names, property_schema
-
-ANY_DOCUMENT: TypeAdapter[Document] = TypeAdapter(
-    Annotated[Document, Field(discriminator="schema_version")]
-)
 
 # Canonical JSON integers: no sign, no leading zero, no fraction or exponent, at most the 20
 # digits of a u64 (the bounds themselves are pydantic's to check).
@@ -57,6 +52,7 @@ class _Compiled:
     """
 
     def __init__(self, marker: str) -> None:
+        self.model = CONTRACTS[marker].model
         properties = {name: property_schema(marker, name) or {} for name in field_names(marker)}
         self.texts: dict[str, dict[bytes, str] | None] = {}
         json_parts, template = [], []
@@ -114,9 +110,10 @@ for _marker, _compiled in _COMPILED.items():
     _BY_CBOR_HEADER.setdefault(0xA0 + len(field_names(_marker)), []).append(_compiled)
 
 
-def _validated(canonical: bytes) -> tuple[Document, bytes] | None:
+def _validated(compiled: _Compiled, canonical: bytes) -> tuple[Document, bytes] | None:
+    # The pattern has chosen the contract; pydantic checks the bounds and builds the model.
     try:
-        return ANY_DOCUMENT.validate_json(canonical), canonical
+        return compiled.model.model_validate_json(canonical), canonical
     except ValidationError:  # a bound: the strict path says which
         return None
 
@@ -129,7 +126,7 @@ def canonical_json(data: bytes) -> tuple[Document, bytes] | None:
     compiled = _COMPILED.get(data[len(_JSON_PREFIX) : end].decode("ascii", "replace"))
     if compiled is None or compiled.json_pattern.fullmatch(data) is None:
         return None
-    return _validated(data)
+    return _validated(compiled, data)
 
 
 def canonical_cbor(data: bytes) -> tuple[Document, bytes] | None:
@@ -139,8 +136,8 @@ def canonical_cbor(data: bytes) -> tuple[Document, bytes] | None:
     for compiled in _BY_CBOR_HEADER.get(data[0], ()):
         canonical = compiled.cbor_to_json(data)
         if canonical is not None:
-            return _validated(canonical)
+            return _validated(compiled, canonical)
     return None
 
 
-__all__ = ["ANY_DOCUMENT", "canonical_cbor", "canonical_json"]
+__all__ = ["canonical_cbor", "canonical_json"]
