@@ -60,6 +60,11 @@ class Checker:
         self._shape = shape
         self._shape_broken = shape_problems(shape) if shape is not None else []
 
+    @property
+    def shape(self) -> KvTensorShapeV1 | None:
+        """The shape layouts and geometries are checked against, if any."""
+        return self._shape
+
     def check(self, data: bytes, encoding: Encoding | None = None) -> Verdict:
         """Run bytes through every stage and report, never raise, what each stage found.
 

@@ -128,7 +128,7 @@ def library_table(count: int, repeats: int) -> None:
         for _, _, parsed, _, _ in docs:
             structure_violations(parsed)
 
-    shapes = [d[3]._shape for d in docs]  # the shape each checker holds
+    shapes = [d[3].shape for d in docs]
 
     def stage_rules() -> None:
         # As the checker runs them: on a validated model, the shape already validated.
