@@ -124,15 +124,19 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_digest(args: argparse.Namespace) -> int:
+    from fib_quant_kv.contracts import contract_of
     from fib_quant_kv.digests import digest
     from fib_quant_kv.errors import FibQuantKvError
 
     shape = _load_shape(args.shape)
     doc = _load(args.file)
+    contract = contract_of(doc)
+    if contract.needs_shape and shape is None:
+        raise Unusable(
+            f"{args.file}: a {contract.kind} has a digest only against its shape: pass --shape"
+        )
     try:
         print(digest(doc, shape, encoding=args.encoding))
-    except TypeError as exc:  # a layout or geometry without --shape
-        raise Unusable(f"{args.file}: {exc}") from None
     except FibQuantKvError as exc:
         exc.path = args.file
         raise Invalid(str(exc)) from None
