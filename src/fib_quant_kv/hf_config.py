@@ -11,6 +11,7 @@ from fib_quant_kv.codec.limits import MAX_DOCUMENT_BYTES
 from fib_quant_kv.contracts import SHAPE_SCHEMA
 from fib_quant_kv.errors import ConfigError, DependencyUnsupported, pointer
 from fib_quant_kv.rules import validate
+from fib_quant_kv.rules.geometry import U32_MAX
 from fib_quant_kv.structure import from_fields
 from fib_quant_kv_models import KvTensorShapeV1
 
@@ -41,7 +42,6 @@ MODEL_DEFAULTS: dict[str, dict[str, int]] = {
 }
 
 Role = Literal["key", "value"]
-U32_MAX = (1 << 32) - 1
 
 
 def load_config(config: str | os.PathLike[str] | Mapping[str, Any]) -> dict[str, Any]:

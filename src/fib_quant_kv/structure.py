@@ -128,18 +128,12 @@ def check_structure(value: Any, contract: Contract | None = None) -> Structure:
     return Structure(contract, model, [], model)
 
 
-def structure_violations(value: Any) -> tuple[Document | None, list[Violation]]:
-    """Build the model for a decoded document, or say every way it breaks its schema."""
-    found = check_structure(value)
-    return found.model, found.violations
-
-
 def to_model(value: Any) -> Document:
     """Build the model for a decoded document; the first schema violation is raised."""
-    model, violations = structure_violations(value)
-    if model is None:
-        raise violations[0].to_error()
-    return model
+    found = check_structure(value)
+    if found.model is None:
+        raise found.violations[0].to_error()
+    return found.model
 
 
 def from_fields(build: Callable[P, D], *args: P.args, **kwargs: P.kwargs) -> D:

@@ -30,7 +30,7 @@ from fib_quant_kv.contracts import CONTRACTS, schema
 from fib_quant_kv.digests import domain_digest, encode
 from fib_quant_kv.rules import against_shape
 from fib_quant_kv.rules.shape import shape_violations
-from fib_quant_kv.structure import structure_violations
+from fib_quant_kv.structure import check_structure
 
 # Public config.json facts: layers, query heads, KV heads, head size.
 MODELS = {
@@ -126,7 +126,7 @@ def library_table(count: int, repeats: int) -> None:
 
     def stage_structure() -> None:
         for _, _, parsed, _, _ in docs:
-            structure_violations(parsed)
+            check_structure(parsed)
 
     shapes = [d[3].shape for d in docs]
 
