@@ -371,3 +371,26 @@ def test_colour_and_progress_only_on_a_terminal(
         assert "300 documents checked, 0 invalid" in err.getvalue()
     monkeypatch.setenv("NO_COLOR", "1")
     assert TextReporter(_Terminal(), _Terminal()).green == ""
+
+
+def test_documents_the_hot_path_reads_are_validated_without_pydantic() -> None:
+    # The bundled examples are pretty-printed JSON and deterministic CBOR, both read as plain
+    # fields: such a run never imports the models, pydantic or jsonschema, which would double
+    # its start-up time. A model is built only for a document that leaves the hot path.
+    heavy = ("pydantic", "pydantic_core", "fib_quant_kv_models", "jsonschema", "cbor2")
+    code = (
+        "import json, sys\n"
+        "from fib_quant_kv.cli import main\n"
+        f"main(['validate', '--format', 'json', {str(EXAMPLES)!r}])\n"
+        f"loaded = sorted({{m.split('.')[0] for m in sys.modules}} & set({heavy!r}))\n"
+        "print(json.dumps(loaded), file=sys.stderr)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert json.loads(proc.stderr.splitlines()[-1]) == []
+    found = records(proc.stdout)
+    assert len(found) == 10
+    assert all(r["errors"] == [] for r in found)
+    assert sorted(r["kind"] for r in found if r["digest"]) == ["shape"] * 4
+    assert all(r["shape_checked"] == (r["kind"] == "shape") for r in found)

@@ -3,22 +3,34 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import cbor2
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
 import fib_quant_kv as fqk
 from fib_quant_kv import fastpath
-from fib_quant_kv.contracts import Document
-from fib_quant_kv.fastpath import _Compiled, _text, canonical_cbor, canonical_json
+from fib_quant_kv.contracts import CONTRACTS, Document, contract_of, property_schema
+from fib_quant_kv.fastpath import FastRead, _cbor_text, _Compiled, read_cbor, read_json
+from tests.cbor_builder import deterministic, head, item, text
 from tests.conftest import VECTORS
-from tests.test_digests import documents
+from tests.test_digests import documents, json_texts
 from tests.test_fuzz import ANY_BYTES
 
+U32_MAX = (1 << 32) - 1
+U64_MAX = (1 << 64) - 1
 VALID_DOCS = [fqk.decode(c["doc"].encode()) for c in VECTORS if c["expect"]["valid"]]
+SHAPE = VALID_DOCS[0]
+SHAPE_JSON = fqk.encode(SHAPE)
+SHAPE_CBOR = fqk.encode(SHAPE, "cbor")
+
+
+def plain(fields: Any) -> dict[str, Any]:
+    """The hot path's field values, by name, in contract order."""
+    return dict(fields._asdict())
 
 
 def strict(data: bytes) -> Document | None:
@@ -28,83 +40,232 @@ def strict(data: bytes) -> Document | None:
         return None
 
 
+def assert_reads_as_strict(data: bytes, fast: FastRead) -> None:
+    """What the hot path read is what the strict path reads, field for field."""
+    contract, fields, canonical = fast
+    model = strict(data)
+    assert model is not None, "the hot path accepted what the strict path refuses"
+    assert contract is contract_of(model)
+    assert plain(fields) == model.model_dump(mode="json")
+    assert canonical == fqk.encode(model)
+
+
+def in_json_range(value: dict[str, Any]) -> bool:
+    """Every integer has fewer digits than its field's maximum (the JSON pattern's range)."""
+    marker = value["schema_version"]
+    return all(
+        v < 10 ** (len(str(property_schema(marker, k)["maximum"])) - 1)  # type: ignore[index]
+        for k, v in value.items()
+        if isinstance(v, int)
+    )
+
+
 def test_every_valid_vector_takes_the_fast_path_in_both_encodings() -> None:
     for doc in VALID_DOCS:
         canonical = fqk.encode(doc)
-        assert canonical_json(canonical) == (doc, canonical)
-        assert canonical_cbor(fqk.encode(doc, "cbor")) == (doc, canonical)
+        for data, read in ((canonical, read_json), (fqk.encode(doc, "cbor"), read_cbor)):
+            fast = read(data)
+            assert fast is not None
+            assert fast[2] == canonical
+            assert plain(fast[1]) == doc.model_dump(mode="json")
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(documents())
-def test_any_valid_document_takes_the_fast_path(pair: tuple[Document, fqk.KvTensorShapeV1]) -> None:
+def test_any_valid_document_takes_the_fast_path_unless_a_json_number_is_near_its_bound(
+    pair: tuple[Document, fqk.KvTensorShapeV1],
+) -> None:
     doc, _ = pair
-    canonical = fqk.encode(doc)
-    assert canonical_json(canonical) == (doc, canonical)
-    assert canonical_cbor(fqk.encode(doc, "cbor")) == (doc, canonical)
+    value = doc.model_dump(mode="json")
+    fast_json = read_json(fqk.encode(doc))
+    assert (fast_json is not None) == in_json_range(value)
+    fast_cbor = read_cbor(fqk.encode(doc, "cbor"))
+    assert fast_cbor is not None
+    assert_reads_as_strict(fqk.encode(doc, "cbor"), fast_cbor)
+
+
+WHITESPACE = st.text(alphabet=" \t\n\r", max_size=3)
+
+
+@st.composite
+def spaced_json(draw: st.DrawFn, doc: Document) -> bytes:
+    """The document's fields in contract order, with whitespace wherever JSON allows it."""
+    members = [
+        draw(WHITESPACE) + json.dumps(k) + draw(WHITESPACE) + ":" + draw(WHITESPACE)
+        + json.dumps(v) + draw(WHITESPACE)
+        for k, v in doc.model_dump(mode="json").items()
+    ]  # fmt: skip
+    return (draw(WHITESPACE) + "{" + ",".join(members) + "}" + draw(WHITESPACE)).encode()
+
+
+@settings(max_examples=300, deadline=None)
+@given(documents(), st.data())
+def test_json_spaced_out_in_field_order_takes_the_fast_path(
+    pair: tuple[Document, fqk.KvTensorShapeV1], data: st.DataObject
+) -> None:
+    doc, _ = pair
+    text = data.draw(spaced_json(doc))
+    fast = read_json(text)
+    assert (fast is not None) == in_json_range(doc.model_dump(mode="json"))
+    if fast is not None:
+        assert_reads_as_strict(text, fast)
+
+
+@settings(max_examples=300, deadline=None)
+@given(documents(), st.data())
+def test_json_reordered_or_escaped_is_read_as_the_strict_path_reads_it(
+    pair: tuple[Document, fqk.KvTensorShapeV1], data: st.DataObject
+) -> None:
+    doc, _ = pair
+    text = data.draw(json_texts(doc))
+    fast = read_json(text)
+    if fast is not None:
+        assert_reads_as_strict(text, fast)
 
 
 @settings(max_examples=600, deadline=None)
 @given(ANY_BYTES)
 def test_whatever_the_fast_path_accepts_the_strict_path_reads_the_same(data: bytes) -> None:
-    for fast in (canonical_json(data), canonical_cbor(data)):
+    for fast in (read_json(data), read_cbor(data)):
         if fast is not None:
-            model, canonical = fast
-            assert strict(data) == model
-            assert fqk.encode(model) == canonical
+            assert_reads_as_strict(data, fast)
 
 
-SHAPE = VALID_DOCS[0]
-SHAPE_JSON = fqk.encode(SHAPE)
-SHAPE_CBOR = fqk.encode(SHAPE, "cbor")
+# Integers at and around every bound the patterns encode: the schema's minimum (0 or 1), the
+# CBOR head forms, the JSON digit counts, u32 and u64.
+EDGES = [
+    -1, 0, 1, 9, 10, 23, 24, 255, 256, 65535, 65536, 10**9 - 1, 10**9, U32_MAX, U32_MAX + 1,
+    10**19 - 1, 10**19, U64_MAX, U64_MAX + 1,
+]  # fmt: skip
+INTEGERS = st.sampled_from(EDGES) | st.integers(-(2**8), 2**66)
 
 
-def test_json_that_is_not_canonical_takes_the_strict_path() -> None:
+def integer_fields(doc: Document) -> list[str]:
+    return [k for k, v in doc.model_dump(mode="json").items() if isinstance(v, int)]
+
+
+def cbor_of(value: dict[str, Any]) -> bytes:
+    """Deterministic CBOR that also writes negative and too-wide integers (as CBOR can)."""
+
+    def one(v: str | int) -> bytes:
+        if isinstance(v, str):
+            return text(v)
+        if v < 0:
+            return head(1, -1 - v)
+        if v > U64_MAX:  # a bignum: tag 2 and a byte string
+            raw = v.to_bytes((v.bit_length() + 7) // 8, "big")
+            return b"\xc2" + head(2, len(raw)) + raw
+        return item(v)
+
+    pairs = sorted((text(k), one(v)) for k, v in value.items())
+    return head(5, len(pairs)) + b"".join(k + v for k, v in pairs)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.sampled_from(VALID_DOCS), st.data(), INTEGERS)
+@example(SHAPE, None, 0).via("a zero count: refused by the schema")
+def test_a_number_near_a_bound_is_read_as_the_strict_path_reads_it(
+    doc: Document, data: st.DataObject | None, number: int
+) -> None:
+    name = "batch" if data is None else data.draw(st.sampled_from(integer_fields(doc)))
+    value = {**doc.model_dump(mode="json"), name: number}
+    for encoded, read in (
+        (json.dumps(value, separators=(",", ":")).encode(), read_json),
+        (cbor_of(value), read_cbor),
+    ):
+        fast = read(encoded)
+        if fast is not None:
+            assert_reads_as_strict(encoded, fast)
+        elif strict(encoded) is not None:
+            # Declined though valid: only a JSON number within a digit of its maximum.
+            assert read is read_json
+            assert not in_json_range(value)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.sampled_from(VALID_DOCS), st.data(), st.integers(0, U32_MAX), st.sampled_from([1, 2, 4, 8])
+)
+def test_cbor_wider_than_the_shortest_form_takes_the_strict_path(
+    doc: Document, data: st.DataObject, number: int, size: int
+) -> None:
+    shortest = head(0, number)
+    assume(size > len(shortest) - 1 and number < 1 << (8 * size))
+    name = data.draw(st.sampled_from(integer_fields(doc)))
+    canonical = deterministic({**doc.model_dump(mode="json"), name: number})
+    wide = bytes([{1: 0x18, 2: 0x19, 4: 0x1A, 8: 0x1B}[size]]) + number.to_bytes(size, "big")
+    encoded = canonical.replace(text(name) + shortest, text(name) + wide)
+    assert encoded != canonical
+    assert read_cbor(encoded) is None
+    assert strict(encoded) == strict(canonical)
+
+
+def test_json_out_of_field_order_or_not_plain_takes_the_strict_path() -> None:
     value = json.loads(SHAPE_JSON)
     pretty = json.dumps(value, indent=2).encode()
     reordered = json.dumps(dict(reversed(value.items())), separators=(",", ":")).encode()
     duplicated = SHAPE_JSON.replace(b'"batch":1,', b'"batch":1,"batch":1,')
     negative_zero = SHAPE_JSON.replace(b'"batch":1,', b'"batch":-0,')
     escaped = SHAPE_JSON.replace(b'"key"', b'"\\u006bey"')
-    for data in (pretty, reordered, escaped):
-        assert canonical_json(data) is None
+    leading_zero = SHAPE_JSON.replace(b'"batch":1,', b'"batch":01,')
+    for data in (pretty, SHAPE_JSON + b" ", b"\r\n\t " + SHAPE_JSON):
+        assert read_json(data) == read_json(SHAPE_JSON)  # whitespace only: the same reading
+    for data in (reordered, escaped):
+        assert read_json(data) is None
         assert strict(data) == SHAPE  # equal documents, only not canonical bytes
-    for data in (duplicated, negative_zero, SHAPE_JSON + b" ", b" " + SHAPE_JSON):
-        assert canonical_json(data) is None
+    for data in (duplicated, negative_zero, leading_zero, SHAPE_JSON + b"\f", b"\v" + SHAPE_JSON):
+        assert read_json(data) is None
 
 
 def test_cbor_outside_the_deterministic_subset_takes_the_strict_path() -> None:
     value = json.loads(SHAPE_JSON)
     reordered = cbor2.dumps(value)  # insertion order, not canonical order
     tagged = SHAPE_CBOR.replace(b"\x18\x20", b"\xc2\x41\x20", 1)  # a bignum tag for 32
-    wide = SHAPE_CBOR.replace(b"\x01", b"\x18\x01", 1)  # 1 written in two bytes
     assert reordered != SHAPE_CBOR
-    assert canonical_cbor(reordered) is None
+    assert read_cbor(reordered) is None
     assert strict(reordered) == SHAPE
-    assert canonical_cbor(SHAPE_CBOR + b"\x00") is None
-    assert canonical_cbor(SHAPE_CBOR[:-1]) is None
-    assert canonical_cbor(tagged) is None
-    assert canonical_cbor(b"") is None
-    # Not the shortest form, but well-formed: both paths read the same value.
-    assert canonical_cbor(wide) == (SHAPE, SHAPE_JSON)
-    assert strict(wide) == SHAPE
+    for data in (SHAPE_CBOR + b"\x00", SHAPE_CBOR[:-1], tagged, b""):
+        assert read_cbor(data) is None
 
 
-@given(st.integers(min_value=0, max_value=2**64 - 1))
-def test_every_integer_width_decodes_to_its_value(value: int) -> None:
-    layout = fqk.KvCacheLayoutV1.model_validate(
-        {**fqk.canonical_layout(SHAPE).model_dump(mode="json"), "batch_stride": value}  # type: ignore[arg-type]
-    )
-    fast = canonical_cbor(fqk.encode(layout, "cbor"))
+@given(st.integers(min_value=0, max_value=U64_MAX))
+def test_every_integer_width_reads_as_its_value(value: int) -> None:
+    layout = fqk.canonical_layout(SHAPE).model_copy(update={"batch_stride": value})  # type: ignore[arg-type]
+    fast = read_cbor(fqk.encode(layout, "cbor"))
     assert fast is not None
-    assert fast[0].batch_stride == value
+    assert fast[1].batch_stride == value
+    assert fast[2] == fqk.encode(layout)
 
 
-def test_bounds_fall_back_to_the_strict_path_which_names_them() -> None:
-    too_big = SHAPE_CBOR.replace(b"\x65batch\x01", b"\x65batch\x1b" + (2**40).to_bytes(8, "big"))
-    assert canonical_cbor(too_big) is None
-    verdict = fqk.check(too_big)
-    assert verdict.violations[0].pointer == "/batch"
+@pytest.mark.parametrize("value", [10, 0x010A, 0x0A0A, 0x0A0A0A0A, 0x0A << 56])
+def test_integer_bytes_that_look_like_a_newline_are_read(value: int) -> None:
+    layout = fqk.canonical_layout(SHAPE).model_copy(update={"batch_stride": value})  # type: ignore[arg-type]
+    fast = read_cbor(fqk.encode(layout, "cbor"))
+    assert fast is not None
+    assert fast[1].batch_stride == value
+
+
+def test_values_beyond_a_bound_fall_back_to_the_strict_path_which_names_them() -> None:
+    cases = {
+        SHAPE_CBOR.replace(
+            b"\x65batch\x01", b"\x65batch\x1b" + (2**40).to_bytes(8, "big")
+        ): "/batch",
+        SHAPE_CBOR.replace(b"\x65batch\x01", b"\x65batch\x00"): "/batch",
+        SHAPE_JSON.replace(b'"batch":1,', b'"batch":0,'): "/batch",
+        SHAPE_JSON.replace(b'"batch":1,', b'"batch":4294967296,'): "/batch",
+    }
+    for data, where in cases.items():
+        assert read_json(data) is None
+        assert read_cbor(data) is None
+        assert fqk.check(data).violations[0].pointer == where
+
+
+def test_a_ten_digit_u32_is_valid_by_the_strict_path_only() -> None:
+    data = SHAPE_JSON.replace(b'"batch":1,', b'"batch":4294967295,')
+    assert read_json(data) is None
+    model = strict(data)
+    assert model is not None
+    assert model.batch == U32_MAX
 
 
 # The compiled patterns are built when the module is imported; building them again here
@@ -122,59 +283,91 @@ def test_bounds_fall_back_to_the_strict_path_which_names_them() -> None:
     ],
 )
 def test_text_is_the_shortest_cbor_text_string(value: str, encoded: bytes) -> None:
-    assert _text(value) == encoded
+    assert _cbor_text(value) == encoded
     assert cbor2.dumps(value) == encoded
 
 
 def test_text_longer_than_the_fast_path_allows_is_refused() -> None:
     with pytest.raises(ValueError, match="too long for the canonical CBOR fast path"):
-        _text("a" * 256)
+        _cbor_text("a" * 256)
 
 
 @pytest.mark.parametrize("marker", fqk.markers())
 def test_a_freshly_compiled_contract_reads_its_documents(marker: str) -> None:
-    compiled = _Compiled(marker)
+    compiled = _Compiled(CONTRACTS[marker])
     docs = [d for d in VALID_DOCS if d.schema_version == marker]
     assert docs
     for doc in docs:
-        assert compiled.cbor_to_json(fqk.encode(doc, "cbor")) == fqk.encode(doc)
+        cbor_read = compiled.read_cbor(fqk.encode(doc, "cbor"))
+        json_read = compiled.read_json(fqk.encode(doc))
+        assert cbor_read is not None
+        assert json_read is not None
+        assert cbor_read[2] == json_read[2] == fqk.encode(doc)
+        assert plain(cbor_read[1]) == plain(json_read[1]) == doc.model_dump(mode="json")
         # Field order is not CBOR's canonical order: refused (the strict path reads it).
-        assert compiled.cbor_to_json(cbor2.dumps(doc.model_dump(mode="json"))) is None
-        assert compiled.cbor_to_json(fqk.encode(doc, "cbor") + b"\x00") is None
-        assert compiled.json_pattern.fullmatch(fqk.encode(doc))
-        assert not compiled.json_pattern.fullmatch(fqk.encode(doc) + b" ")
+        assert compiled.read_cbor(cbor2.dumps(doc.model_dump(mode="json"))) is None
+        assert compiled.read_cbor(fqk.encode(doc, "cbor") + b"\x00") is None
+        assert compiled.read_json(fqk.encode(doc) + b" ") is None
     others = [d for d in VALID_DOCS if d.schema_version != marker]
-    assert all(compiled.cbor_to_json(fqk.encode(d, "cbor")) is None for d in others)
-    assert not any(compiled.json_pattern.fullmatch(fqk.encode(d)) for d in others)
-    assert compiled.template.startswith('{"schema_version":"%s"')
-    assert [name for name in json.loads(fqk.encode(docs[0]))] == [
-        part.split('"')[1] for part in compiled.template[1:-1].split(",")
-    ]
+    assert all(compiled.read_cbor(fqk.encode(d, "cbor")) is None for d in others)
+    assert all(compiled.read_json(fqk.encode(d)) is None for d in others)
 
 
-def test_a_value_that_would_need_json_escaping_is_refused_when_compiling(
-    monkeypatch: pytest.MonkeyPatch,
+def _compile_with(
+    monkeypatch: pytest.MonkeyPatch, change: Callable[[str, dict[str, Any]], dict[str, Any]]
 ) -> None:
     real = fastpath.property_schema
 
-    def quoted_enum(marker: str, field: str) -> Any:
-        prop = real(marker, field)
-        return {"type": "string", "enum": ['a"b']} if field == "role" else prop
+    def changed(marker: str, field: str) -> Any:
+        return change(field, dict(real(marker, field) or {}))
 
-    monkeypatch.setattr(fastpath, "property_schema", quoted_enum)
-    with pytest.raises(ValueError, match="role: a value would need JSON escaping"):
-        _Compiled("fib_quant_kv_tensor_shape_v1")
+    monkeypatch.setattr(fastpath, "property_schema", changed)
+    _Compiled(CONTRACTS["fib_quant_kv_tensor_shape_v1"])
 
 
-@pytest.mark.parametrize("value", [10, 0x010A, 0x0A0A, 0x0A0A0A0A, 0x0A << 56])
-def test_integer_bytes_that_look_like_a_newline_are_read(value: int) -> None:
-    layout = fqk.canonical_layout(SHAPE).model_copy(update={"batch_stride": value})  # type: ignore[arg-type]
-    fast = canonical_cbor(fqk.encode(layout, "cbor"))
-    assert fast is not None
-    assert fast[0].batch_stride == value
+@pytest.mark.parametrize(
+    ("field", "replacement", "message"),
+    [
+        ("role", {"type": "string", "enum": ['a"b']}, "plain enum and const strings"),
+        ("role", {"type": "string", "enum": ["Key"]}, "plain enum and const strings"),
+        ("batch", {"type": "integer", "minimum": 2, "maximum": U32_MAX}, "bounds 0 or 1"),
+        ("batch", {"type": "integer", "minimum": 1, "maximum": 100}, "bounds 0 or 1"),
+        ("batch", {"type": "integer", "maximum": U32_MAX, "multipleOf": 2}, "a keyword or name"),
+    ],
+)
+def test_a_schema_the_patterns_cannot_express_stops_the_compiler(
+    monkeypatch: pytest.MonkeyPatch, field: str, replacement: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        _compile_with(monkeypatch, lambda name, prop: replacement if name == field else prop)
 
 
-def test_a_freshly_compiled_pattern_reads_integer_bytes_that_look_like_a_newline() -> None:
-    compiled = _Compiled("fib_quant_kv_cache_layout_v1")
-    layout = fqk.canonical_layout(SHAPE).model_copy(update={"batch_stride": 0x010A})  # type: ignore[arg-type]
-    assert compiled.cbor_to_json(fqk.encode(layout, "cbor")) == fqk.encode(layout)
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"required": ["schema_version"]},
+        {"additionalProperties": True},
+        {"minProperties": 11},
+    ],
+)
+def test_an_object_the_patterns_cannot_express_stops_the_compiler(
+    monkeypatch: pytest.MonkeyPatch, change: dict[str, Any]
+) -> None:
+    marker = "fib_quant_kv_tensor_shape_v1"
+    root = {**fastpath.shared_schema(marker), **change}
+    monkeypatch.setattr(fastpath, "shared_schema", lambda _: root)
+    with pytest.raises(ValueError, match="closed, all-required objects"):
+        _Compiled(CONTRACTS[marker])
+
+
+def test_a_verdict_from_the_hot_path_builds_the_same_model_when_asked() -> None:
+    for doc in VALID_DOCS:
+        shape = doc if isinstance(doc, fqk.KvTensorShapeV1) else SHAPE
+        checker = fqk.Checker(shape if not isinstance(doc, fqk.KvTensorShapeV1) else None)
+        pretty = json.dumps(doc.model_dump(mode="json"), indent=2).encode()
+        verdicts = [checker.check(d) for d in (fqk.encode(doc), fqk.encode(doc, "cbor"), pretty)]
+        assert all(read_json(d) or read_cbor(d) for d in (fqk.encode(doc), pretty))
+        assert verdicts[0] == verdicts[1] == verdicts[2]
+        assert all(v.document == doc for v in verdicts)
+        assert type(verdicts[0].document) is type(doc)
+        assert repr(verdicts[0]).startswith(f"Verdict(kind={contract_of(doc).kind!r}, document=")

@@ -431,3 +431,35 @@ def test_canonical_layout_validates_the_shape_first() -> None:
     with pytest.raises(fqk.CorruptPayload) as caught:
         fqk.canonical_layout(shape(attention_kind="mqa"))
     assert caught.value.pointer == "/kv_heads"
+
+
+def test_the_values_the_rules_name_are_the_generated_enums_values() -> None:
+    # The rules compare plain strings (the hot path reads no enum); each must be a member's value.
+    from fib_quant_kv.rules import layout as layout_rules
+    from fib_quant_kv.rules import shape as shape_rules
+
+    assert {shape_rules.MHA, shape_rules.MQA, shape_rules.GQA} == set(fqk.KvAttentionKind)
+    assert {shape_rules.KEY, shape_rules.VALUE} == set(fqk.KvRole)
+    assert fqk.KvRopeState.not_applicable == shape_rules.NOT_APPLICABLE
+    assert fqk.KvLayoutOrder.batch_layer_head_token_dim == layout_rules.CANONICAL_ORDER
+
+
+@pytest.mark.parametrize("doc", [shape(), fqk.canonical_layout(shape())])
+def test_the_rules_read_plain_fields_as_they_read_the_model(doc: Any) -> None:
+    # What the hot path hands the rules: a named tuple of plain values, no enum members.
+    from collections import namedtuple
+
+    dumped = doc.model_dump(mode="json", warnings=False)  # shape() holds plain strings
+    fields = namedtuple("Fields", list(dumped))(**dumped)  # type: ignore[misc]
+    broken = fields._replace(**{k: 0 for k, v in dumped.items() if isinstance(v, int)})
+    if isinstance(doc, fqk.KvTensorShapeV1):
+        assert list(shape_violations(fields)) == list(shape_violations(doc)) == []
+        assert list(shape_violations(broken)) == list(
+            shape_violations(doc.model_copy(update=broken._asdict()))
+        )
+    else:
+        assert list(layout_violations(fields, shape())) == []
+        assert list(layout_violations(broken, shape())) == list(
+            layout_violations(doc.model_copy(update=broken._asdict()), shape())
+        )
+        assert list(layout_violations(broken, shape()))

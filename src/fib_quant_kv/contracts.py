@@ -3,24 +3,27 @@
 from __future__ import annotations
 
 import copy
+import importlib
 import json
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
-from typing import TYPE_CHECKING, Any, Literal, TypeAlias
-
-from fib_quant_kv_models import KvCacheLayoutV1, KvPageGeometryV1, KvTensorShapeV1
+from typing import TYPE_CHECKING, Any, Final, Literal, TypeAlias
 
 if TYPE_CHECKING:
     from jsonschema.protocols import Validator
     from referencing import Registry
 
-Kind = Literal["shape", "layout", "geometry"]
-Document: TypeAlias = KvTensorShapeV1 | KvCacheLayoutV1 | KvPageGeometryV1
+    from fib_quant_kv_models import KvCacheLayoutV1, KvPageGeometryV1, KvTensorShapeV1
 
-SHAPE_SCHEMA = "fib_quant_kv_tensor_shape_v1"
-LAYOUT_SCHEMA = "fib_quant_kv_cache_layout_v1"
-PAGE_GEOMETRY_SCHEMA = "fib_quant_kv_page_geometry_v1"
+    Document: TypeAlias = KvTensorShapeV1 | KvCacheLayoutV1 | KvPageGeometryV1
+
+Kind = Literal["shape", "layout", "geometry"]
+
+# Final: each is its own Literal type, which lets a comparison with a marker narrow a union.
+SHAPE_SCHEMA: Final = "fib_quant_kv_tensor_shape_v1"
+LAYOUT_SCHEMA: Final = "fib_quant_kv_cache_layout_v1"
+PAGE_GEOMETRY_SCHEMA: Final = "fib_quant_kv_page_geometry_v1"
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,9 +32,16 @@ class Contract:
 
     marker: str
     kind: Kind
-    model: type[Document]
+    # By name: the models import pydantic, which a document on the hot path never needs.
+    model_name: str
     # Layouts and geometries are only meaningful against the shape they describe.
     needs_shape: bool
+
+    @property
+    def model(self) -> type[Document]:
+        """The generated model class of the contract."""
+        model: type[Document] = getattr(_models(), self.model_name)
+        return model
 
     @property
     def schema_file(self) -> str:
@@ -42,12 +52,30 @@ class Contract:
 CONTRACTS: dict[str, Contract] = {
     c.marker: c
     for c in (
-        Contract(SHAPE_SCHEMA, "shape", KvTensorShapeV1, needs_shape=False),
-        Contract(LAYOUT_SCHEMA, "layout", KvCacheLayoutV1, needs_shape=True),
-        Contract(PAGE_GEOMETRY_SCHEMA, "geometry", KvPageGeometryV1, needs_shape=True),
+        Contract(SHAPE_SCHEMA, "shape", "KvTensorShapeV1", needs_shape=False),
+        Contract(LAYOUT_SCHEMA, "layout", "KvCacheLayoutV1", needs_shape=True),
+        Contract(PAGE_GEOMETRY_SCHEMA, "geometry", "KvPageGeometryV1", needs_shape=True),
     )
 }
-_BY_MODEL: dict[type[Document], Contract] = {c.model: c for c in CONTRACTS.values()}
+
+
+@cache
+def _models() -> Any:
+    return importlib.import_module("fib_quant_kv_models")
+
+
+@cache
+def _by_model() -> dict[type[Document], Contract]:
+    return {c.model: c for c in CONTRACTS.values()}
+
+
+def __getattr__(name: str) -> Any:
+    # `Document` at run time (fib_quant_kv.Document, a TypeVar bound): the union of the models,
+    # made when first asked for, so that importing this registry does not import pydantic.
+    if name == "Document":
+        models = _models()
+        return models.KvTensorShapeV1 | models.KvCacheLayoutV1 | models.KvPageGeometryV1
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def markers() -> list[str]:
@@ -57,11 +85,12 @@ def markers() -> list[str]:
 
 def contract_of(doc: Document) -> Contract:
     """The contract of a model instance."""
+    by_model = _by_model()
     try:
-        return _BY_MODEL[type(doc)]
+        return by_model[type(doc)]
     except KeyError:
         raise TypeError(
-            f"expected a contract model ({', '.join(m.__name__ for m in _BY_MODEL)}), "
+            f"expected a contract model ({', '.join(m.__name__ for m in by_model)}), "
             f"got {type(doc).__name__}"
         ) from None
 

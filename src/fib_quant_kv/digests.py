@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from blake3 import blake3
 
 from fib_quant_kv.codec import Encoding, cbor
-from fib_quant_kv.contracts import Document, contract_of
+from fib_quant_kv.contracts import contract_of
 from fib_quant_kv.rules import validate
-from fib_quant_kv_models import KvTensorShapeV1
+
+if TYPE_CHECKING:
+    from fib_quant_kv.contracts import Document
+    from fib_quant_kv_models import KvTensorShapeV1
 
 PREFIX = "blake3:"
 

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from fib_quant_kv.codec import Encoding, decode_value, detect
-from fib_quant_kv.contracts import Document, Kind, contract_of
+from fib_quant_kv.contracts import SHAPE_SCHEMA, Contract, Kind
 from fib_quant_kv.digests import domain_digest, encode
 from fib_quant_kv.errors import FibQuantKvError, Violation
-from fib_quant_kv.fastpath import canonical_cbor, canonical_json
-from fib_quant_kv.rules import against_shape, merged, shape_problems
-from fib_quant_kv.rules.shape import shape_violations
-from fib_quant_kv.structure import check_structure, to_model
-from fib_quant_kv_models import KvTensorShapeV1
+from fib_quant_kv.fastpath import FastRead, read_cbor, read_json
+from fib_quant_kv.rules import DocumentFields, merged, semantic_violations, shape_problems
+
+# A canonical document goes from bytes to verdict without a model, so pydantic (the models and
+# the structural stage) is imported only where a document leaves the hot path or a model is
+# asked for: a CLI run over canonical documents starts without it.
+if TYPE_CHECKING:
+    from fib_quant_kv.contracts import Document
+    from fib_quant_kv_models import KvTensorShapeV1
 
 __all__ = ["Checker", "Verdict", "check", "check_all", "decode"]
 
@@ -25,28 +29,72 @@ def decode(data: bytes, encoding: Encoding | None = None) -> Document:
     document breaks its schema. Semantic rules are `validate`'s.
     """
     fast = _fast(data, encoding or detect(data))
-    return fast[0] if fast is not None else to_model(decode_value(data, encoding))
+    if fast is not None:
+        contract, _, canonical = fast
+        return contract.model.model_validate_json(canonical)
+    from fib_quant_kv.structure import to_model
+
+    return to_model(decode_value(data, encoding))
 
 
-def _fast(data: bytes, encoding: Encoding) -> tuple[Document, bytes] | None:
-    return canonical_json(data) if encoding == "json" else canonical_cbor(data)
+def _fast(data: bytes, encoding: Encoding) -> FastRead | None:
+    return read_json(data) if encoding == "json" else read_cbor(data)
 
 
-@dataclass(slots=True)
 class Verdict:
     """Everything known about one document after the data path has run as far as it can."""
 
-    kind: Kind | None = None
-    document: Document | None = None
-    violations: list[Violation] = field(default_factory=list)
-    digest: str | None = None
-    # False when a layout or geometry came without a shape: its shape rules were not run.
-    shape_checked: bool = True
+    __slots__ = ("_canonical", "_document", "digest", "kind", "shape_checked", "violations")
+
+    def __init__(
+        self,
+        kind: Kind | None = None,
+        document: Document | None = None,
+        violations: list[Violation] | None = None,
+        digest: str | None = None,
+        # False when a layout or geometry came without a shape: its shape rules were not run.
+        shape_checked: bool = True,
+    ) -> None:
+        self.kind = kind
+        self._document = document
+        # The contract and canonical JSON of a document the hot path read without a model.
+        self._canonical: tuple[Contract, bytes] | None = None
+        self.violations = [] if violations is None else violations
+        self.digest = digest
+        self.shape_checked = shape_checked
+
+    @property
+    def document(self) -> Document | None:
+        """The model of the document, if its structure is valid (built on first use)."""
+        if self._document is None and self._canonical is not None:
+            contract, canonical = self._canonical
+            self._document = contract.model.model_validate_json(canonical)
+        return self._document
 
     @property
     def valid(self) -> bool:
         """No violation found and every check run (a digest exists exactly then)."""
         return not self.violations and self.shape_checked
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Verdict):
+            return NotImplemented
+        return (self.kind, self.violations, self.digest, self.shape_checked, self.document) == (
+            other.kind,
+            other.violations,
+            other.digest,
+            other.shape_checked,
+            other.document,
+        )
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, as a dataclass with eq would be
+
+    def __repr__(self) -> str:
+        return (
+            f"Verdict(kind={self.kind!r}, document={self.document!r}, "
+            f"violations={self.violations!r}, digest={self.digest!r}, "
+            f"shape_checked={self.shape_checked!r})"
+        )
 
 
 class Checker:
@@ -55,10 +103,14 @@ class Checker:
     __slots__ = ("_shape", "_shape_broken")
 
     def __init__(self, shape: KvTensorShapeV1 | None = None) -> None:
-        if shape is not None and not isinstance(shape, KvTensorShapeV1):
-            raise TypeError(f"shape must be a KvTensorShapeV1, got {type(shape).__name__}")
         self._shape = shape
-        self._shape_broken = shape_problems(shape) if shape is not None else []
+        self._shape_broken: list[Violation] = []
+        if shape is not None:
+            from fib_quant_kv_models import KvTensorShapeV1
+
+            if not isinstance(shape, KvTensorShapeV1):
+                raise TypeError(f"shape must be a KvTensorShapeV1, got {type(shape).__name__}")
+            self._shape_broken = shape_problems(shape)
 
     @property
     def shape(self) -> KvTensorShapeV1 | None:
@@ -79,9 +131,12 @@ class Checker:
             value = decode_value(data, encoding)
         except FibQuantKvError as exc:
             return Verdict(violations=[exc.violation])
+        from fib_quant_kv.structure import check_structure
+
         found = check_structure(value)
         if found.model is not None:
-            return self._judge(found.model, encode(found.model))
+            assert found.contract is not None  # a model is always of a contract
+            return self._judge(found.contract, found.model, encode(found.model), found.model)
         contract = found.contract
         if contract is None or (contract.needs_shape and self._shape is None):
             return Verdict(contract.kind if contract else None, violations=found.violations)
@@ -90,18 +145,27 @@ class Checker:
             violations=merged(found.violations, found.readable, self._shape, self._shape_broken),
         )
 
-    def _judge(self, model: Document, canonical: bytes) -> Verdict:
-        """The semantic rules and the digest of a structurally valid document."""
-        contract = contract_of(model)
-        if not contract.needs_shape:
-            assert isinstance(model, KvTensorShapeV1)
-            violations = list(shape_violations(model))
-        elif self._shape is None:
-            return Verdict(contract.kind, model, shape_checked=False)
+    def _judge(
+        self,
+        contract: Contract,
+        fields: DocumentFields,
+        canonical: bytes,
+        model: Document | None = None,
+    ) -> Verdict:
+        """The semantic rules and the digest of a structurally valid document.
+
+        The hot path gives plain fields and no model: the verdict builds one from the
+        canonical JSON only if its document is asked for.
+        """
+        if fields.schema_version != SHAPE_SCHEMA and self._shape is None:
+            verdict = Verdict(contract.kind, model, shape_checked=False)
         else:
-            violations = list(against_shape(model, self._shape, self._shape_broken))
-        digest = None if violations else domain_digest(contract.marker, canonical)
-        return Verdict(contract.kind, model, violations, digest)
+            violations = list(semantic_violations(fields, self._shape, self._shape_broken))
+            digest = None if violations else domain_digest(contract.marker, canonical)
+            verdict = Verdict(contract.kind, model, violations, digest)
+        if model is None:
+            verdict._canonical = contract, canonical
+        return verdict
 
     def check_all(self, documents: Iterable[bytes]) -> Iterator[Verdict]:
         """Verdicts for many documents, lazily: memory stays flat in their number."""

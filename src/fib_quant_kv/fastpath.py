@@ -1,37 +1,91 @@
-"""The hot path for canonical documents, trusted only where it provably equals the strict path.
+"""The hot path for documents in field order, trusted only where it provably equals the strict path.
 
-Most documents arrive exactly as the reference or this package writes them: compact JSON in
-field order, or RFC 8949 deterministic CBOR. For those, a regular expression compiled from the
-contract's schema does, in one C-level pass, what the strict decoder and most of the structural
-stage would do, and chooses the contract; pydantic then checks the bounds and builds the model
-from the canonical JSON in one call. Anything else returns None and takes the strict path,
-which also explains what is wrong.
+Most documents arrive as the reference, this package or a pretty printer writes them: JSON in
+field order (compact, which is already canonical, or spaced out), or RFC 8949 deterministic
+CBOR. For those, one regular expression compiled from the contract's schema does, in one
+C-level pass, everything the strict decoder and the structural stage would do: it chooses the
+contract, and proves every field present once, of its type, within its bounds, and nothing
+else there. Its groups are the field values, so the rules read them without a model (or
+pydantic) being needed. Anything the patterns do not match (other orders, escapes, wider
+encodings, numbers near a bound) returns None and takes the strict path, which accepts what
+is valid and explains what is not.
 """
 
 from __future__ import annotations
 
+import collections
 import operator
 import re
-
-from pydantic import ValidationError
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from fib_quant_kv.codec.limits import MAX_DOCUMENT_BYTES
-from fib_quant_kv.contracts import CONTRACTS, Document, field_names, property_schema
+from fib_quant_kv.contracts import CONTRACTS, Contract, field_names, property_schema, shared_schema
 
-# Canonical JSON integers: no sign, no leading zero, no fraction or exponent, at most the 20
-# digits of a u64 (the bounds themselves are pydantic's to check).
-_JSON_UINT = rb"(?:0|[1-9][0-9]{0,19})"
-# CBOR unsigned integers of every width; shortest form is not required, as the strict reader
-# does not require it either.
-_CBOR_UINT = rb"([\x00-\x17]|\x18.|\x19..|\x1a....|\x1b........)"
-# An unsigned integer read whole, head byte included, is its value plus the head shifted past
-# the argument: subtracting that by length decodes every width in one step.
-_CBOR_UINT_HEAD = {1: 0, 2: 0x18 << 8, 3: 0x19 << 16, 5: 0x1A << 32, 9: 0x1B << 64}
-# Enum and const values that JSON writes without escapes, and CBOR as they are.
+if TYPE_CHECKING:
+    from fib_quant_kv.rules import DocumentFields
+
+# The contract a document follows, its field values in contract order (read by attribute, like
+# the model), and its canonical JSON.
+FastRead: TypeAlias = "tuple[Contract, DocumentFields, bytes]"
+
+# JSON's four whitespace bytes, anywhere between tokens.
+_WS = rb"[ \t\n\r]*"
+# Keys, enum values and markers that JSON writes without escapes, and CBOR as they are.
 _PLAIN_TEXT = re.compile(r"[a-z0-9_]+")
+# What the fast path knows how to compile; any other keyword in a v2 schema stops the import
+# rather than being silently ignored.
+_FIELD_KEYWORDS = {"type", "const", "enum", "minimum", "maximum", "title", "description"}
+_OBJECT_KEYWORDS = {
+    "$schema", "$id", "$defs", "title", "description", "type", "properties", "required",
+    "additionalProperties",
+}  # fmt: skip
+
+# Deterministic CBOR writes an unsigned integer in the shortest of five forms: the head byte
+# itself (0..23), or a head 0x18..0x1b and 1, 2, 4 or 8 bytes of big-endian argument that a
+# shorter form could not hold. (head, argument pattern, largest value).
+_CBOR_FORMS = (
+    (0x18, rb"[\x18-\xff]", 0xFF),
+    (0x19, rb"(?!\x00)..", 0xFFFF),
+    (0x1A, rb"(?!\x00\x00)....", 0xFFFF_FFFF),
+    (0x1B, rb"(?!\x00\x00\x00\x00)........", 0xFFFF_FFFF_FFFF_FFFF),
+)
 
 
-def _text(value: str) -> bytes:
+def _uint_bounds(where: str, prop: dict[str, Any]) -> tuple[int, int]:
+    minimum, maximum = prop.get("minimum", 0), prop["maximum"]
+    if minimum not in (0, 1) or maximum < 0xFF:
+        raise ValueError(f"{where}: the fast path compiles only bounds 0 or 1 ..= at least 255")
+    return minimum, maximum
+
+
+def _json_uint(minimum: int, maximum: int) -> bytes:
+    """Canonical JSON integers in the bounds, capturing the digits.
+
+    With one digit fewer than the maximum has, every number is below it whatever its digits;
+    longer numbers take the strict path, which checks them exactly.
+    """
+    digits = len(str(maximum)) - 1
+    lowest = b"0|" if minimum == 0 else b""
+    return b"(" + lowest + b"[1-9][0-9]{0,%d})" % (digits - 1)
+
+
+def _cbor_uint(minimum: int, maximum: int) -> bytes:
+    """Shortest-form CBOR unsigned integers in the bounds, capturing the big-endian value.
+
+    The group holds the argument without its head, so int.from_bytes reads every form; a
+    one-byte integer is its own value. The lookbehinds tie each argument length to its head,
+    and the key text just before a value is never a head byte, so no head means an immediate.
+    """
+    forms = [(head, body) for head, body, top in _CBOR_FORMS if top <= maximum]
+    heads = re.escape(bytes([forms[0][0]])) + b"-" + re.escape(bytes([forms[-1][0]]))
+    immediate = rb"[\x00-\x17]" if minimum == 0 else rb"[\x01-\x17]"
+    arguments = [b"(?<![" + heads + b"])" + immediate]
+    arguments += [b"(?<=" + re.escape(bytes([head])) + b")" + body for head, body in forms]
+    return b"[" + heads + b"]?(" + b"|".join(arguments) + b")"
+
+
+def _cbor_text(value: str) -> bytes:
     """The CBOR text string of a key or value, in shortest form."""
     raw = value.encode("utf-8")
     if len(raw) < 24:
@@ -41,103 +95,159 @@ def _text(value: str) -> bytes:
     raise ValueError(f"{value!r} is too long for the canonical CBOR fast path")
 
 
+def _allowed_texts(where: str, prop: dict[str, Any]) -> list[str]:
+    allowed: list[str] = prop["enum"] if "enum" in prop else [prop["const"]]
+    if prop.get("type") != "string" or not all(_PLAIN_TEXT.fullmatch(v) for v in allowed):
+        raise ValueError(f"{where}: the fast path compiles only plain enum and const strings")
+    return allowed
+
+
+def _named_tuple(name: str, fields: list[str]) -> Any:
+    # namedtuple() with names known only at run time: a class no type checker can describe.
+    return collections.namedtuple(name, fields)
+
+
 class _Compiled:
     """One contract's canonical JSON and deterministic CBOR, as patterns from its schema.
 
-    A full match of either proves what the strict decoder would check: exactly one object
-    (one definite-length map), every field once and no other, integers that are plain unsigned
-    integers, strings that are exactly one of the values the enum or const allows, and nothing
-    after it. For JSON it also proves the bytes are already canonical: field order, no
-    whitespace, no escapes, no -0.
+    A full match of either proves what the strict decoder and the schema would check: exactly
+    one object (one definite-length map), every field once and no other, integers that are
+    plain unsigned integers within the field's bounds, strings that are exactly one of the
+    values the enum or const allows, and nothing after it. The compact JSON pattern also
+    proves the bytes are already canonical (field order, no whitespace, no escapes, no -0);
+    the spaced one admits JSON whitespace between tokens, and the canonical JSON is then
+    written from the fields, as it is for CBOR.
     """
 
-    def __init__(self, marker: str) -> None:
-        self.model = CONTRACTS[marker].model
-        properties = {name: property_schema(marker, name) or {} for name in field_names(marker)}
-        self.texts: dict[str, dict[bytes, str] | None] = {}
-        json_parts, template = [], []
-        for name, prop in properties.items():
+    def __init__(self, contract: Contract) -> None:
+        self.contract = contract
+        marker = contract.marker
+        root = shared_schema(marker)
+        names = field_names(marker)
+        if (
+            set(root) - _OBJECT_KEYWORDS
+            or root.get("additionalProperties") is not False
+            or root.get("required") != names
+        ):
+            raise ValueError(f"{marker}: the fast path compiles only closed, all-required objects")
+        # A named tuple: built by one C call, read by attribute like the model. Its class is
+        # made from the schema at run time, so to the type checker it is DocumentFields.
+        view = _named_tuple(f"{contract.model_name}Fields", names)
+        self.fields: Callable[[Iterable[object]], DocumentFields] = view._make
+
+        # (key, value) patterns; compact JSON joins them with ":" and ",", spaced JSON lets
+        # whitespace surround every token.
+        json_parts: list[tuple[bytes, bytes]] = []
+        json_values: list[Callable[[bytes], object]] = []
+        template: list[str] = []
+        cbor_by_key: dict[bytes, tuple[bytes, Callable[[bytes], object]]] = {}
+        for name in names:
+            where = f"{marker}.{name}"
+            prop = property_schema(marker, name) or {}
+            if set(prop) - _FIELD_KEYWORDS or not _PLAIN_TEXT.fullmatch(name):
+                raise ValueError(f"{where}: a keyword or name the fast path cannot compile")
+            key = re.escape(f'"{name}"'.encode())
             if prop.get("type") == "integer":
-                self.texts[name] = None
-                json_parts.append(re.escape(f'"{name}":'.encode()) + _JSON_UINT)
+                bounds = _uint_bounds(where, prop)
+                json_parts.append((key, _json_uint(*bounds)))
+                json_values.append(int)  # int() reads ASCII digits from bytes too
                 template.append(f'"{name}":%d')
+                cbor_by_key[_cbor_text(name)] = (_cbor_uint(*bounds), int.from_bytes)
                 continue
-            allowed = prop["enum"] if "enum" in prop else [prop["const"]]
-            if not all(_PLAIN_TEXT.fullmatch(v) for v in allowed):
-                raise ValueError(f"{marker}.{name}: a value would need JSON escaping")
-            self.texts[name] = {_text(v): v for v in allowed}
-            json_parts.append(
-                re.escape(f'"{name}":'.encode())
-                + b'"(?:'
-                + b"|".join(re.escape(v.encode()) for v in allowed)
-                + b')"'
-            )
+            allowed = _allowed_texts(where, prop)
+            json_parts.append((key, b'"(' + b"|".join(v.encode() for v in allowed) + b')"'))
+            json_values.append({v.encode(): v for v in allowed}.__getitem__)
             template.append(f'"{name}":"%s"')
-        self.json_pattern = re.compile(b"\\{" + b",".join(json_parts) + b"\\}")
+            cbor_texts = {_cbor_text(v): v for v in allowed}
+            cbor_by_key[_cbor_text(name)] = (
+                b"(" + b"|".join(re.escape(t) for t in cbor_texts) + b")",
+                cbor_texts.__getitem__,
+            )
+        self.json_pattern = re.compile(
+            b"\\{" + b",".join(k + b":" + v for k, v in json_parts) + b"\\}"
+        )
+        spaced = (_WS + b"," + _WS).join(k + _WS + b":" + _WS + v for k, v in json_parts)
+        self.spaced_json_pattern = re.compile(_WS + b"\\{" + _WS + spaced + _WS + b"\\}" + _WS)
+        self.json_values = json_values
         self.template = "{" + ",".join(template) + "}"
 
-        # CBOR orders keys by their encoded bytes; JSON keeps the contract's field order.
-        cbor_order = sorted(properties, key=_text)
-        cbor_parts = [re.escape(bytes([0xA0 + len(properties)]))]
-        for name in cbor_order:
-            cbor_parts.append(re.escape(_text(name)))
-            texts = self.texts[name]
-            alternatives = b"|".join(re.escape(t) for t in texts) if texts else None
-            cbor_parts.append(_CBOR_UINT if alternatives is None else b"(" + alternatives + b")")
-        self.cbor_pattern = re.compile(b"".join(cbor_parts), re.DOTALL)
-        self.cbor_texts = [self.texts[name] for name in cbor_order]
-        self.to_json_order = operator.itemgetter(*[cbor_order.index(n) for n in properties])
+        # CBOR orders keys by their encoded bytes; the fields keep the contract's order.
+        cbor_keys = sorted(cbor_by_key)
+        self.cbor_header = 0xA0 + len(names)
+        self.cbor_pattern = re.compile(
+            re.escape(bytes([self.cbor_header]))
+            + b"".join(re.escape(k) + cbor_by_key[k][0] for k in cbor_keys),
+            re.DOTALL,
+        )
+        self.cbor_values = [cbor_by_key[k][1] for k in cbor_keys]
+        order = [_cbor_text(name) for name in names]
+        self.to_field_order = operator.itemgetter(*[cbor_keys.index(k) for k in order])
 
-    def cbor_to_json(self, data: bytes) -> bytes | None:
-        """The canonical JSON of the document these CBOR bytes encode, if they match."""
+    def read_json(self, data: bytes) -> FastRead | None:
+        match = self.json_pattern.fullmatch(data)
+        if match is None:
+            return None
+        return (
+            self.contract,
+            self.fields(map(operator.call, self.json_values, match.groups())),
+            data,
+        )
+
+    def read_spaced_json(self, data: bytes) -> FastRead | None:
+        match = self.spaced_json_pattern.fullmatch(data)
+        if match is None:
+            return None
+        fields = self.fields(map(operator.call, self.json_values, match.groups()))
+        return self.contract, fields, (self.template % fields).encode("ascii")
+
+    def read_cbor(self, data: bytes) -> FastRead | None:
         match = self.cbor_pattern.fullmatch(data)
         if match is None:
             return None
-        values = [
-            texts[raw] if texts is not None else int.from_bytes(raw) - _CBOR_UINT_HEAD[len(raw)]
-            for texts, raw in zip(self.cbor_texts, match.groups(), strict=True)
-        ]
-        fields: tuple[int | str, ...] = self.to_json_order(values)
-        return (self.template % fields).encode("ascii")
+        values = tuple(map(operator.call, self.cbor_values, match.groups()))
+        fields = self.fields(self.to_field_order(values))
+        return self.contract, fields, (self.template % fields).encode("ascii")
 
 
-_COMPILED = {marker: _Compiled(marker) for marker in CONTRACTS}
+_COMPILED = {marker.encode(): _Compiled(contract) for marker, contract in CONTRACTS.items()}
 # Canonical JSON starts with the marker; deterministic CBOR with the map header for the field
 # count (11, 8 and 6 fields in v1).
 _JSON_PREFIX = b'{"schema_version":"'
 _BY_CBOR_HEADER: dict[int, list[_Compiled]] = {}
-for _marker, _compiled in _COMPILED.items():
-    _BY_CBOR_HEADER.setdefault(0xA0 + len(field_names(_marker)), []).append(_compiled)
+for _compiled in _COMPILED.values():
+    _BY_CBOR_HEADER.setdefault(_compiled.cbor_header, []).append(_compiled)
 
 
-def _validated(compiled: _Compiled, canonical: bytes) -> tuple[Document, bytes] | None:
-    # The pattern has chosen the contract; pydantic checks the bounds and builds the model.
-    try:
-        return compiled.model.model_validate_json(canonical), canonical
-    except ValidationError:  # a bound: the strict path says which
+def read_json(data: bytes) -> FastRead | None:
+    """The contract, fields and canonical JSON of a JSON document in field order, or None.
+
+    Compact JSON (already canonical, as the reference writes it) is recognised first, by the
+    marker it starts with; then the same fields spaced out, as a pretty printer writes them.
+    """
+    if len(data) > MAX_DOCUMENT_BYTES:
         return None
-
-
-def canonical_json(data: bytes) -> tuple[Document, bytes] | None:
-    """The model and canonical JSON of a document that is already its canonical JSON, else None."""
-    if len(data) > MAX_DOCUMENT_BYTES or not data.startswith(_JSON_PREFIX):
-        return None
-    end = data.find(b'"', len(_JSON_PREFIX))
-    compiled = _COMPILED.get(data[len(_JSON_PREFIX) : end].decode("ascii", "replace"))
-    if compiled is None or compiled.json_pattern.fullmatch(data) is None:
-        return None
-    return _validated(compiled, data)
-
-
-def canonical_cbor(data: bytes) -> tuple[Document, bytes] | None:
-    """The model and canonical JSON of a document in deterministic v1 CBOR, else None."""
-    if not data or len(data) > MAX_DOCUMENT_BYTES:
-        return None
-    for compiled in _BY_CBOR_HEADER.get(data[0], ()):
-        canonical = compiled.cbor_to_json(data)
-        if canonical is not None:
-            return _validated(compiled, canonical)
+    if data.startswith(_JSON_PREFIX):
+        end = data.find(b'"', len(_JSON_PREFIX))
+        compiled = _COMPILED.get(data[len(_JSON_PREFIX) : end])
+        found = None if compiled is None else compiled.read_json(data)
+        if found is not None:
+            return found
+    for compiled in _COMPILED.values():
+        found = compiled.read_spaced_json(data)
+        if found is not None:
+            return found
     return None
 
 
-__all__ = ["canonical_cbor", "canonical_json"]
+def read_cbor(data: bytes) -> FastRead | None:
+    """The contract, fields and canonical JSON of a document in deterministic v1 CBOR, or None."""
+    if not data or len(data) > MAX_DOCUMENT_BYTES:
+        return None
+    for compiled in _BY_CBOR_HEADER.get(data[0], ()):
+        found = compiled.read_cbor(data)
+        if found is not None:
+            return found
+    return None
+
+
+__all__ = ["FastRead", "read_cbor", "read_json"]

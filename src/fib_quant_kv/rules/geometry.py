@@ -3,13 +3,31 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Literal, Protocol
 
 from fib_quant_kv.contracts import PAGE_GEOMETRY_SCHEMA
 from fib_quant_kv.errors import Violation
-from fib_quant_kv_models import KvPageGeometryV1, KvTensorShapeV1
+from fib_quant_kv.rules.shape import ShapeFields
 
 U32_MAX = (1 << 32) - 1
 F32_BYTES = 4
+
+
+class GeometryFields(Protocol):
+    """What the rules read of a geometry: a KvPageGeometryV1, or the hot path's values of one."""
+
+    @property
+    def schema_version(self) -> Literal["fib_quant_kv_page_geometry_v1"]: ...
+    @property
+    def tokens_per_page(self) -> int: ...
+    @property
+    def vectors_per_block(self) -> int: ...
+    @property
+    def head_dim(self) -> int: ...
+    @property
+    def encoded_block_bytes(self) -> int: ...
+    @property
+    def raw_vector_bytes(self) -> int: ...
 
 
 def raw_vector_bytes(head_dim: int) -> int:
@@ -17,21 +35,7 @@ def raw_vector_bytes(head_dim: int) -> int:
     return min(head_dim * F32_BYTES, U32_MAX)
 
 
-def build_page_geometry(
-    tokens_per_page: int, head_dim: int, encoded_block_bytes: int
-) -> KvPageGeometryV1:
-    """A one-vector-per-block geometry, as the reference's PageGeometry::new builds it."""
-    return KvPageGeometryV1(
-        schema_version=PAGE_GEOMETRY_SCHEMA,
-        tokens_per_page=tokens_per_page,
-        vectors_per_block=1,
-        head_dim=head_dim,
-        encoded_block_bytes=encoded_block_bytes,
-        raw_vector_bytes=raw_vector_bytes(head_dim),
-    )
-
-
-def geometry_violations(geometry: KvPageGeometryV1, shape: KvTensorShapeV1) -> Iterator[Violation]:
+def geometry_violations(geometry: GeometryFields, shape: ShapeFields) -> Iterator[Violation]:
     """Every rule the geometry breaks against a valid shape, the reference's first verdict first."""
     if geometry.schema_version != PAGE_GEOMETRY_SCHEMA:
         yield Violation(
@@ -75,6 +79,6 @@ def geometry_violations(geometry: KvPageGeometryV1, shape: KvTensorShapeV1) -> I
         )
 
 
-def page_count_unchecked(geometry: KvPageGeometryV1, shape: KvTensorShapeV1) -> int:
+def page_count_unchecked(geometry: GeometryFields, shape: ShapeFields) -> int:
     """ceil(tokens / tokens_per_page), for a geometry already valid against the shape."""
     return -(-shape.tokens // geometry.tokens_per_page)

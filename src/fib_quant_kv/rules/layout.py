@@ -1,19 +1,43 @@
-"""Semantic rules of fib_quant_kv_cache_layout_v1 against its shape, and the canonical layout."""
+"""Semantic rules of fib_quant_kv_cache_layout_v1 against its shape, and the canonical strides."""
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterator
+from typing import Final, Literal, Protocol
 
 from fib_quant_kv.contracts import LAYOUT_SCHEMA, SHAPE_SCHEMA
 from fib_quant_kv.errors import Violation
-from fib_quant_kv_models import KvCacheLayoutV1, KvLayoutOrder, KvTensorShapeV1
+from fib_quant_kv.rules.shape import ShapeFields
 
 STRIDE_FIELDS = ("batch_stride", "layer_stride", "head_stride", "token_stride", "dim_stride")
-CANONICAL_ORDER = KvLayoutOrder.batch_layer_head_token_dim
+_strides = operator.attrgetter(*STRIDE_FIELDS)
+CANONICAL_ORDER: Final = "batch_layer_head_token_dim"
 _NOT_CANONICAL = "only canonical contiguous kv layout is supported by the CPU reference codec"
 
 
-def canonical_strides(shape: KvTensorShapeV1) -> dict[str, int]:
+class LayoutFields(Protocol):
+    """What the rules read of a layout: a KvCacheLayoutV1, or the hot path's plain values of one."""
+
+    @property
+    def schema_version(self) -> Literal["fib_quant_kv_cache_layout_v1"]: ...
+    @property
+    def shape_schema_version(self) -> str: ...
+    @property
+    def order(self) -> str: ...
+    @property
+    def batch_stride(self) -> int: ...
+    @property
+    def layer_stride(self) -> int: ...
+    @property
+    def head_stride(self) -> int: ...
+    @property
+    def token_stride(self) -> int: ...
+    @property
+    def dim_stride(self) -> int: ...
+
+
+def canonical_strides(shape: ShapeFields) -> dict[str, int]:
     """The contiguous strides of [batch][layer][kv_head][token][head_dim] for a shape."""
     dim_stride = 1
     token_stride = shape.head_dim
@@ -29,17 +53,7 @@ def canonical_strides(shape: KvTensorShapeV1) -> dict[str, int]:
     }
 
 
-def build_canonical_layout(shape: KvTensorShapeV1) -> KvCacheLayoutV1:
-    """The canonical layout of a shape that has already been validated."""
-    return KvCacheLayoutV1(
-        schema_version=LAYOUT_SCHEMA,
-        shape_schema_version=SHAPE_SCHEMA,
-        order=CANONICAL_ORDER,
-        **canonical_strides(shape),
-    )
-
-
-def layout_violations(layout: KvCacheLayoutV1, shape: KvTensorShapeV1) -> Iterator[Violation]:
+def layout_violations(layout: LayoutFields, shape: ShapeFields) -> Iterator[Violation]:
     """Every rule the layout breaks against a valid shape, the reference's first verdict first."""
     if layout.schema_version != LAYOUT_SCHEMA:
         yield Violation(
@@ -60,8 +74,11 @@ def layout_violations(layout: KvCacheLayoutV1, shape: KvTensorShapeV1) -> Iterat
             "/order",
             f"{_NOT_CANONICAL}: expected order batch_layer_head_token_dim, got {layout.order}",
         )
-    for name, want in canonical_strides(shape).items():
-        got = getattr(layout, name)
+    canonical = canonical_strides(shape)
+    strides = _strides(layout)
+    if strides == tuple(canonical.values()):  # the common case, in one comparison
+        return
+    for (name, want), got in zip(canonical.items(), strides, strict=True):
         if got != want:
             yield Violation(
                 "corrupt_payload",
