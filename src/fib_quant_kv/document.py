@@ -124,7 +124,7 @@ class Checker:
         schema); its verdict says the shape rules were not run, and it has no digest.
         """
         encoding = encoding or detect(data)
-        fast = _fast(data, encoding)
+        fast = read_json(data) if encoding == "json" else read_cbor(data)
         if fast is not None:
             return self._judge(*fast)
         try:

@@ -14,6 +14,7 @@ is valid and explains what is not.
 from __future__ import annotations
 
 import collections
+import functools
 import operator
 import re
 from collections.abc import Callable, Iterable
@@ -130,10 +131,13 @@ class _Compiled:
             or root.get("required") != names
         ):
             raise ValueError(f"{marker}: the fast path compiles only closed, all-required objects")
-        # A named tuple: built by one C call, read by attribute like the model. Its class is
-        # made from the schema at run time, so to the type checker it is DocumentFields.
+        # A named tuple, read by attribute like the model. Its class is made from the schema at
+        # run time, so to the type checker it is DocumentFields. tuple.__new__ builds one in a
+        # single C call (its _make is Python); the patterns fix the number of values.
         view = _named_tuple(f"{contract.model_name}Fields", names)
-        self.fields: Callable[[Iterable[object]], DocumentFields] = view._make
+        self.fields: Callable[[Iterable[object]], DocumentFields] = functools.partial(
+            tuple.__new__, view
+        )
 
         # (key, value) patterns; compact JSON joins them with ":" and ",", spaced JSON lets
         # whitespace surround every token.
