@@ -292,6 +292,13 @@ def test_an_invalid_shape_argument_exits_1(
     code, _, err = run(capsys, "layout", str(EXAMPLES / "key_layout.json"))
     assert code == 1
     assert "--shape expects a fib_quant_kv_tensor_shape_v1" in err
+    code, _, err = run(capsys, "validate", "--shape", shape, KEY_SHAPE)
+    assert code == 1
+    assert f"{shape}::/query_heads: mha requires" in err
+    layout = str(EXAMPLES / "key_layout.cbor")
+    code, _, err = run(capsys, "validate", "--shape", layout, KEY_SHAPE)
+    assert code == 1
+    assert f"{layout}::/schema_version: expected a fib_quant_kv_tensor_shape_v1 (a shape)" in err
 
 
 def test_schema_lists_and_prints(capsys: pytest.CaptureFixture[str]) -> None:
@@ -378,19 +385,26 @@ def test_documents_the_hot_path_reads_are_validated_without_pydantic() -> None:
     # fields: such a run never imports the models, pydantic or jsonschema, which would double
     # its start-up time. A model is built only for a document that leaves the hot path.
     heavy = ("pydantic", "pydantic_core", "fib_quant_kv_models", "jsonschema", "cbor2")
-    code = (
-        "import json, sys\n"
-        "from fib_quant_kv.cli import main\n"
-        f"main(['validate', '--format', 'json', {str(EXAMPLES)!r}])\n"
-        f"loaded = sorted({{m.split('.')[0] for m in sys.modules}} & set({heavy!r}))\n"
-        "print(json.dumps(loaded), file=sys.stderr)\n"
-    )
-    proc = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
-    )
-    assert json.loads(proc.stderr.splitlines()[-1]) == []
-    found = records(proc.stdout)
+
+    def validate(*argv: str) -> list[dict[str, Any]]:
+        code = (
+            "import json, sys\n"
+            "from fib_quant_kv.cli import main\n"
+            f"main(['validate', '--format', 'json', *{argv!r}])\n"
+            f"loaded = sorted({{m.split('.')[0] for m in sys.modules}} & set({heavy!r}))\n"
+            "print(json.dumps(loaded), file=sys.stderr)\n"
+        )
+        proc = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+        )
+        assert json.loads(proc.stderr.splitlines()[-1]) == []
+        return records(proc.stdout)
+
+    found = validate(str(EXAMPLES))
     assert len(found) == 10
     assert all(r["errors"] == [] for r in found)
     assert sorted(r["kind"] for r in found if r["digest"]) == ["shape"] * 4
     assert all(r["shape_checked"] == (r["kind"] == "shape") for r in found)
+    found = validate("--shape", str(EXAMPLES / "key_shape.cbor"), str(EXAMPLES))
+    assert len(found) == 10
+    assert all(r["errors"] == [] and r["digest"] for r in found)

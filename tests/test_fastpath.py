@@ -371,3 +371,46 @@ def test_a_verdict_from_the_hot_path_builds_the_same_model_when_asked() -> None:
         assert all(v.document == doc for v in verdicts)
         assert type(verdicts[0].document) is type(doc)
         assert repr(verdicts[0]).startswith(f"Verdict(kind={contract_of(doc).kind!r}, document=")
+
+
+# A checker for a shape given as bytes keeps the hot path's fields, not a model.
+
+WITH_SHAPE = [c for c in VECTORS if c["shape"] is not None]
+
+
+@pytest.mark.parametrize("case", WITH_SHAPE, ids=[c["id"] for c in WITH_SHAPE])
+def test_a_checker_for_shape_bytes_judges_as_one_for_the_shape_model(case: dict[str, Any]) -> None:
+    # The vectors' shapes are valid; invalid ones are refused (the test below).
+    shape_bytes = case["shape"].encode()
+    model_checker = fqk.Checker(fqk.decode(shape_bytes))
+    shape = model_checker.shape
+    assert shape is not None
+    for data in (
+        shape_bytes,
+        fqk.encode(shape, "cbor"),
+        json.dumps(json.loads(shape_bytes), indent=1).encode(),
+    ):
+        checker = fqk.Checker.for_shape(data)
+        assert checker.check(case["doc"].encode()) == model_checker.check(case["doc"].encode())
+        assert checker.shape == shape
+
+
+def test_a_checker_for_shape_bytes_refuses_what_is_not_a_valid_shape() -> None:
+    layout = fqk.canonical_layout(SHAPE)  # type: ignore[arg-type]
+    broken = SHAPE_JSON.replace(b'"gqa"', b'"mha"')  # 32 query heads, 8 kv heads
+
+    def reordered(data: bytes) -> bytes:  # not in field order: the strict path reads it
+        return json.dumps(dict(reversed(json.loads(data).items()))).encode()
+
+    cases: list[tuple[bytes, type[fqk.FibQuantKvError], str]] = [
+        (fqk.encode(layout), fqk.SchemaError, "/schema_version"),
+        (fqk.encode(layout, "cbor"), fqk.SchemaError, "/schema_version"),
+        (reordered(fqk.encode(layout)), fqk.SchemaError, "/schema_version"),
+        (broken, fqk.CorruptPayload, "/query_heads"),
+        (reordered(broken), fqk.CorruptPayload, "/query_heads"),
+        (b"{", fqk.DecodeError, ""),
+    ]
+    for data, error, where in cases:
+        with pytest.raises(error) as raised:
+            fqk.Checker.for_shape(data)
+        assert raised.value.pointer == where

@@ -8,9 +8,10 @@ from typing import TYPE_CHECKING
 from fib_quant_kv.codec import Encoding, decode_value, detect
 from fib_quant_kv.contracts import SHAPE_SCHEMA, Contract, Kind
 from fib_quant_kv.digests import domain_digest, encode
-from fib_quant_kv.errors import FibQuantKvError, Violation
+from fib_quant_kv.errors import FibQuantKvError, SchemaError, Violation
 from fib_quant_kv.fastpath import FastRead, read_cbor, read_json
 from fib_quant_kv.rules import DocumentFields, merged, semantic_violations, shape_problems
+from fib_quant_kv.rules.shape import ShapeFields, shape_violations
 
 # A canonical document goes from bytes to verdict without a model, so pydantic (the models and
 # the structural stage) is imported only where a document leaves the hot path or a model is
@@ -39,6 +40,12 @@ def decode(data: bytes, encoding: Encoding | None = None) -> Document:
 
 def _fast(data: bytes, encoding: Encoding) -> FastRead | None:
     return read_json(data) if encoding == "json" else read_cbor(data)
+
+
+def _not_a_shape(marker: str) -> SchemaError:
+    return SchemaError(
+        f"expected a {SHAPE_SCHEMA} (a shape), got a {marker}", pointer="/schema_version"
+    )
 
 
 class Verdict:
@@ -100,10 +107,13 @@ class Verdict:
 class Checker:
     """Checks many documents against one shape, validating that shape once."""
 
-    __slots__ = ("_shape", "_shape_broken")
+    __slots__ = ("_shape", "_shape_broken", "_shape_canonical", "_shape_model")
 
     def __init__(self, shape: KvTensorShapeV1 | None = None) -> None:
-        self._shape = shape
+        # What the rules read of the shape: its model, or (from for_shape) its plain fields.
+        self._shape: ShapeFields | None = shape
+        self._shape_model = shape
+        self._shape_canonical: bytes | None = None
         self._shape_broken: list[Violation] = []
         if shape is not None:
             from fib_quant_kv_models import KvTensorShapeV1
@@ -112,10 +122,44 @@ class Checker:
                 raise TypeError(f"shape must be a KvTensorShapeV1, got {type(shape).__name__}")
             self._shape_broken = shape_problems(shape)
 
+    @classmethod
+    def for_shape(cls, data: bytes, encoding: Encoding | None = None) -> Checker:
+        """A checker for the shape these bytes encode, which must be a valid shape.
+
+        Raises what `decode` raises, a SchemaError when the document is not a shape, or the
+        shape's first rule violation. A shape the hot path reads is kept as plain fields, so
+        checking documents against it builds no model unless `shape` is asked for.
+        """
+        encoding = encoding or detect(data)
+        fast = read_json(data) if encoding == "json" else read_cbor(data)
+        if fast is None:
+            model = decode(data, encoding)
+            if not isinstance(model, cls._shape_type()):
+                raise _not_a_shape(model.schema_version)
+            checker = cls(model)
+        else:
+            contract, fields, canonical = fast
+            if fields.schema_version != SHAPE_SCHEMA:
+                raise _not_a_shape(contract.marker)
+            checker = cls()
+            checker._shape, checker._shape_canonical = fields, canonical
+            checker._shape_broken = list(shape_violations(fields))
+        if checker._shape_broken:
+            raise checker._shape_broken[0].to_error()
+        return checker
+
+    @staticmethod
+    def _shape_type() -> type[KvTensorShapeV1]:
+        from fib_quant_kv_models import KvTensorShapeV1
+
+        return KvTensorShapeV1
+
     @property
     def shape(self) -> KvTensorShapeV1 | None:
-        """The shape layouts and geometries are checked against, if any."""
-        return self._shape
+        """The shape layouts and geometries are checked against, if any (built on first use)."""
+        if self._shape_model is None and self._shape_canonical is not None:
+            self._shape_model = self._shape_type().model_validate_json(self._shape_canonical)
+        return self._shape_model
 
     def check(self, data: bytes, encoding: Encoding | None = None) -> Verdict:
         """Run bytes through every stage and report, never raise, what each stage found.

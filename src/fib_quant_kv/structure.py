@@ -141,5 +141,5 @@ def from_fields(build: Callable[P, D], *args: P.args, **kwargs: P.kwargs) -> D:
     try:
         return build(*args, **kwargs)
     except ValidationError as exc:
-        contract = next(c for c in CONTRACTS.values() if c.model.__name__ == exc.title)
+        contract = next(c for c in CONTRACTS.values() if c.model_name == exc.title)
         raise _violation(contract, exc.errors(include_url=False)[0]).to_error() from None

@@ -13,6 +13,7 @@ from fib_quant_kv.cli.report import REPORTERS, Outcome
 
 if TYPE_CHECKING:
     from fib_quant_kv.contracts import Document
+    from fib_quant_kv.document import Checker
     from fib_quant_kv_models import KvTensorShapeV1
 
 EXIT_VALID, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
@@ -101,11 +102,22 @@ def _json_line(doc: Document) -> None:
 # Commands ------------------------------------------------------------------------------------
 
 
-def cmd_validate(args: argparse.Namespace) -> int:
+def _checker(path: str | None) -> Checker:
     from fib_quant_kv.document import Checker
+    from fib_quant_kv.errors import FibQuantKvError
 
-    shape = _load_shape(args.shape)
-    checker = Checker(shape)
+    if path is None:
+        return Checker()
+    try:
+        # Read by the hot path where it can be: no model, so no pydantic, for such a shape.
+        return Checker.for_shape(_read(path))
+    except FibQuantKvError as exc:
+        exc.path = path
+        raise Invalid(str(exc)) from None
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    checker = _checker(args.shape)
     reporter = REPORTERS[args.format](sys.stdout, sys.stderr)
     checked = invalid = unreadable = 0
     for source in sources(args.paths):

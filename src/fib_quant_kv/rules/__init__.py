@@ -79,7 +79,7 @@ def semantic_violations(
 def merged(
     schema_broken: list[Violation],
     readable: Document | None,
-    shape: KvTensorShapeV1 | None,
+    shape: ShapeFields | None,
     shape_broken: list[Violation],
 ) -> list[Violation]:
     """The schema's violations first, then the rules' at places the schema did not name.
