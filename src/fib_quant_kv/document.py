@@ -13,9 +13,9 @@ from fib_quant_kv.fastpath import FastRead, read_cbor, read_json
 from fib_quant_kv.rules import DocumentFields, merged, semantic_violations, shape_problems
 from fib_quant_kv.rules.shape import ShapeFields, shape_violations
 
-# A canonical document goes from bytes to verdict without a model, so pydantic (the models and
-# the structural stage) is imported only where a document leaves the hot path or a model is
-# asked for: a CLI run over canonical documents starts without it.
+# A document the hot path reads goes from bytes to verdict without a model, so pydantic (the
+# models and the structural stage) is imported only where a document leaves the hot path or a
+# model is asked for: a CLI run over such documents starts without it.
 if TYPE_CHECKING:
     from fib_quant_kv.contracts import Document
     from fib_quant_kv_models import KvTensorShapeV1
@@ -40,6 +40,12 @@ def decode(data: bytes, encoding: Encoding | None = None) -> Document:
 
 def _fast(data: bytes, encoding: Encoding) -> FastRead | None:
     return read_json(data) if encoding == "json" else read_cbor(data)
+
+
+def _shape_class() -> type[KvTensorShapeV1]:
+    from fib_quant_kv_models import KvTensorShapeV1
+
+    return KvTensorShapeV1
 
 
 def _not_a_shape(marker: str) -> SchemaError:
@@ -116,9 +122,7 @@ class Checker:
         self._shape_canonical: bytes | None = None
         self._shape_broken: list[Violation] = []
         if shape is not None:
-            from fib_quant_kv_models import KvTensorShapeV1
-
-            if not isinstance(shape, KvTensorShapeV1):
+            if not isinstance(shape, _shape_class()):
                 raise TypeError(f"shape must be a KvTensorShapeV1, got {type(shape).__name__}")
             self._shape_broken = shape_problems(shape)
 
@@ -131,10 +135,10 @@ class Checker:
         checking documents against it builds no model unless `shape` is asked for.
         """
         encoding = encoding or detect(data)
-        fast = read_json(data) if encoding == "json" else read_cbor(data)
+        fast = _fast(data, encoding)
         if fast is None:
             model = decode(data, encoding)
-            if not isinstance(model, cls._shape_type()):
+            if not isinstance(model, _shape_class()):
                 raise _not_a_shape(model.schema_version)
             checker = cls(model)
         else:
@@ -148,17 +152,11 @@ class Checker:
             raise checker._shape_broken[0].to_error()
         return checker
 
-    @staticmethod
-    def _shape_type() -> type[KvTensorShapeV1]:
-        from fib_quant_kv_models import KvTensorShapeV1
-
-        return KvTensorShapeV1
-
     @property
     def shape(self) -> KvTensorShapeV1 | None:
         """The shape layouts and geometries are checked against, if any (built on first use)."""
         if self._shape_model is None and self._shape_canonical is not None:
-            self._shape_model = self._shape_type().model_validate_json(self._shape_canonical)
+            self._shape_model = _shape_class().model_validate_json(self._shape_canonical)
         return self._shape_model
 
     def check(self, data: bytes, encoding: Encoding | None = None) -> Verdict:
@@ -168,6 +166,7 @@ class Checker:
         schema); its verdict says the shape rules were not run, and it has no digest.
         """
         encoding = encoding or detect(data)
+        # The readers called directly, not through _fast: this is the per-document loop.
         fast = read_json(data) if encoding == "json" else read_cbor(data)
         if fast is not None:
             return self._judge(*fast)
