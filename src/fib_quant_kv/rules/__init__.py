@@ -1,4 +1,4 @@
-"""The semantic layer: the reference's cross-field and cross-document rules, on any model."""
+"""The semantic layer: the reference's cross-field and cross-document rules, on models or fields."""
 
 from __future__ import annotations
 
