@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 import fib_quant_kv as fqk
 from fib_quant_kv import fastpath
+from fib_quant_kv.codec.limits import MAX_DOCUMENT_BYTES
 from fib_quant_kv.contracts import CONTRACTS, Document, contract_of, property_schema
 from fib_quant_kv.fastpath import FastRead, _cbor_text, _Compiled, read_cbor, read_json
 from tests.cbor_builder import deterministic, head, item, text
@@ -292,25 +293,57 @@ def test_text_longer_than_the_fast_path_allows_is_refused() -> None:
         _cbor_text("a" * 256)
 
 
+# Every integer field at every edge, and values whose bytes look like a newline (0x0a), which
+# a pattern's "." would not match without DOTALL.
+BATTERY = [*EDGES, 0x0A, 0x010A, 0x0A0A, 0x0A0A0A0A, 0x0A << 56]
+
+
 @pytest.mark.parametrize("marker", fqk.markers())
-def test_a_freshly_compiled_contract_reads_its_documents(marker: str) -> None:
+def test_a_freshly_compiled_contract_reads_exactly_what_the_strict_path_accepts(
+    marker: str,
+) -> None:
     compiled = _Compiled(CONTRACTS[marker])
-    docs = [d for d in VALID_DOCS if d.schema_version == marker]
-    assert docs
-    for doc in docs:
-        cbor_read = compiled.read_cbor(fqk.encode(doc, "cbor"))
-        json_read = compiled.read_json(fqk.encode(doc))
-        assert cbor_read is not None
-        assert json_read is not None
-        assert cbor_read[2] == json_read[2] == fqk.encode(doc)
-        assert plain(cbor_read[1]) == plain(json_read[1]) == doc.model_dump(mode="json")
-        # Field order is not CBOR's canonical order: refused (the strict path reads it).
-        assert compiled.read_cbor(cbor2.dumps(doc.model_dump(mode="json"))) is None
-        assert compiled.read_cbor(fqk.encode(doc, "cbor") + b"\x00") is None
-        assert compiled.read_json(fqk.encode(doc) + b" ") is None
-    others = [d for d in VALID_DOCS if d.schema_version != marker]
-    assert all(compiled.read_cbor(fqk.encode(d, "cbor")) is None for d in others)
-    assert all(compiled.read_json(fqk.encode(d)) is None for d in others)
+    doc = next(d for d in VALID_DOCS if d.schema_version == marker)
+    readers = (compiled.read_json, compiled.read_spaced_json, compiled.read_cbor)
+    for name in integer_fields(doc):
+        for number in BATTERY:
+            value = {**doc.model_dump(mode="json"), name: number}
+            compact = json.dumps(value, separators=(",", ":")).encode()
+            encodings = (compact, json.dumps(value, indent=2).encode(), cbor_of(value))
+            model = strict(compact)
+            for data, read in zip(encodings, readers, strict=True):
+                fast = read(data)
+                if model is None:  # refused by the schema: never read by the hot path
+                    assert fast is None, (name, number, read)
+                    continue
+                taken = read == compiled.read_cbor or in_json_range(value)
+                assert (fast is not None) == taken, (name, number, read)
+                if fast is not None:
+                    assert fast[0] is CONTRACTS[marker]
+                    assert plain(fast[1]) == model.model_dump(mode="json")
+                    assert fast[2] == fqk.encode(model)
+    # Another contract's documents, and trailing bytes, are not this contract's.
+    for other in VALID_DOCS:
+        for data, read in zip(
+            (fqk.encode(other), fqk.encode(other), fqk.encode(other, "cbor")), readers, strict=True
+        ):
+            assert (read(data) is not None) == (other.schema_version == marker)
+            assert read(data + b"\x00") is None
+
+
+def test_compact_canonical_json_is_its_own_canonical_json() -> None:
+    # Not rewritten from the fields (the spaced pattern would also match it): the bytes given.
+    fast = read_json(SHAPE_JSON)
+    assert fast is not None
+    assert fast[2] is SHAPE_JSON
+
+
+def test_json_at_the_size_limit_is_read_and_beyond_it_is_not() -> None:
+    exactly = SHAPE_JSON + b" " * (MAX_DOCUMENT_BYTES - len(SHAPE_JSON))
+    assert read_json(exactly) is not None
+    assert read_json(exactly + b" ") is None
+    assert strict(exactly) == SHAPE
+    assert strict(exactly + b" ") is None
 
 
 def _compile_with(
@@ -331,15 +364,33 @@ def _compile_with(
         ("role", {"type": "string", "enum": ['a"b']}, "plain enum and const strings"),
         ("role", {"type": "string", "enum": ["Key"]}, "plain enum and const strings"),
         ("batch", {"type": "integer", "minimum": 2, "maximum": U32_MAX}, "bounds 0 or 1"),
-        ("batch", {"type": "integer", "minimum": 1, "maximum": 100}, "bounds 0 or 1"),
+        ("batch", {"type": "integer", "minimum": 1, "maximum": 254}, "bounds 0 or 1"),
+        ("batch", {"type": "integer", "minimum": -1, "maximum": U32_MAX}, "bounds 0 or 1"),
         ("batch", {"type": "integer", "maximum": U32_MAX, "multipleOf": 2}, "a keyword or name"),
     ],
 )
 def test_a_schema_the_patterns_cannot_express_stops_the_compiler(
     monkeypatch: pytest.MonkeyPatch, field: str, replacement: dict[str, Any], message: str
 ) -> None:
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ValueError, match=f"^fib_quant_kv_tensor_shape_v1.{field}: .*{message}"):
         _compile_with(monkeypatch, lambda name, prop: replacement if name == field else prop)
+
+
+def test_an_integer_without_a_minimum_admits_zero_and_a_255_maximum_compiles(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def small(name: str, prop: dict[str, Any]) -> dict[str, Any]:
+        return {"type": "integer", "maximum": 255} if name == "batch" else prop
+
+    real = fastpath.property_schema
+    monkeypatch.setattr(fastpath, "property_schema", lambda m, f: small(f, dict(real(m, f) or {})))
+    compiled = _Compiled(CONTRACTS["fib_quant_kv_tensor_shape_v1"])
+    value = SHAPE.model_dump(mode="json")
+    for number, taken in ((0, True), (255, True), (24, True), (256, False)):
+        data = {**value, "batch": number}
+        compact = json.dumps(data, separators=(",", ":")).encode()
+        assert (compiled.read_json(compact) is not None) == (taken and number < 100), number
+        assert (compiled.read_cbor(cbor_of(data)) is not None) == taken, number
 
 
 @pytest.mark.parametrize(
