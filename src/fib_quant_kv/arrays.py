@@ -6,10 +6,10 @@ from typing import Any
 
 from fib_quant_kv.errors import ArrayMismatch
 from fib_quant_kv.rules import validate
+from fib_quant_kv.rules.layout import STRIDE_FIELDS
 from fib_quant_kv_models import KvCacheLayoutV1, KvTensorShapeV1
 
 AXES = ("batch", "layers", "kv_heads", "tokens", "head_dim")
-STRIDES = ("batch_stride", "layer_stride", "head_stride", "token_stride", "dim_stride")
 
 # The dtype names numpy (with ml_dtypes for bfloat16) and torch give each v1 dtype.
 DTYPE_NAMES = {
@@ -51,7 +51,7 @@ def check_array(array: Any, shape: KvTensorShapeV1, layout: KvCacheLayoutV1) -> 
     if dtype not in DTYPE_NAMES[shape.dtype]:
         raise ArrayMismatch(f"dtype: expected {shape.dtype}, got {dtype}", pointer="/dtype")
     strides = _strides_in_elements(array)
-    for name, got_stride, size in zip(STRIDES, strides, dims, strict=True):
+    for name, got_stride, size in zip(STRIDE_FIELDS, strides, dims, strict=True):
         expected_stride = getattr(layout, name)
         # An axis of length one is never stepped along, so its stride does not place any
         # element (numpy and torch call such arrays contiguous whatever it is).

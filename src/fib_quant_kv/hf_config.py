@@ -181,18 +181,13 @@ def shape_from_hf_config(
 
 
 def _head_dim(config: Mapping[str, Any], query_heads: int, where: tuple[str, ...]) -> int:
-    explicit = config.get("head_dim")
+    explicit = _count(config, ("head_dim",), where)
     value_size = config.get("v_head_dim")
     key_size = None
     if config.get("qk_nope_head_dim") is not None or config.get("qk_rope_head_dim") is not None:
         key_size = (config.get("qk_nope_head_dim") or 0) + (config.get("qk_rope_head_dim") or 0)
     if explicit is not None:
-        if type(explicit) is not int or not 1 <= explicit <= U32_MAX:
-            raise ConfigError(
-                f"head_dim must be an integer in 1..={U32_MAX}, got {explicit!r}",
-                pointer=pointer(*where, "head_dim"),
-            )
-        size = explicit
+        size = explicit[1]
     elif key_size is not None:
         size = key_size
     else:

@@ -11,7 +11,7 @@ from fib_quant_kv.contracts import Document
 from fib_quant_kv.derive import canonical_layout, element_count, new_page_geometry, page_count
 from fib_quant_kv.digests import digest
 from fib_quant_kv.hf_config import shape_from_hf_config
-from fib_quant_kv.rules import validate
+from fib_quant_kv.rules.geometry import F32_BYTES
 from fib_quant_kv_models import KvPageGeometryV1, KvTensorShapeV1
 
 DTYPE_BYTES = {"f16": 2, "bf16": 2, "f32": 4}
@@ -56,7 +56,7 @@ def _size(shape: KvTensorShapeV1, geometry: KvPageGeometryV1 | None) -> CacheSiz
         role=str(shape.role),
         elements=elements,
         source_bytes=elements * DTYPE_BYTES[str(shape.dtype)],
-        raw_f32_bytes=elements * 4,
+        raw_f32_bytes=elements * F32_BYTES,
         pages=pages,
         encoded_bytes=encoded,
     )
@@ -89,7 +89,6 @@ def plan_from_hf_config(
     if tokens_per_page is not None and encoded_block_bytes is not None:
         key = shapes["key"]
         geometry = new_page_geometry(tokens_per_page, key.head_dim, encoded_block_bytes)
-        validate(geometry, key)
+        digests["page_geometry"] = digest(geometry, key)  # validates it against the key shape
         documents["page_geometry"] = geometry
-        digests["page_geometry"] = digest(geometry, key)
     return Plan(documents, digests, [_size(shape, geometry) for shape in shapes.values()])

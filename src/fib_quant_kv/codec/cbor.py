@@ -5,7 +5,7 @@ from __future__ import annotations
 import struct
 from typing import Any
 
-from fib_quant_kv.codec.limits import MAX_DEPTH, MAX_DOCUMENT_BYTES
+from fib_quant_kv.codec.limits import MAX_DEPTH, check_size
 from fib_quant_kv.errors import DecodeError, pointer
 
 # cbor2's decoder accepts trailing bytes and repeated keys; decoding is therefore done here,
@@ -123,10 +123,7 @@ class _Reader:
 
 def decode(data: bytes) -> Any:
     """Decode exactly one CBOR item into plain Python values (the JSON data model)."""
-    if len(data) > MAX_DOCUMENT_BYTES:
-        raise DecodeError(
-            f"document of {len(data)} bytes is larger than the {MAX_DOCUMENT_BYTES}-byte limit"
-        )
+    check_size(data)
     reader = _Reader(data)
     value = reader.item((), 0)
     if reader.pos != len(data):

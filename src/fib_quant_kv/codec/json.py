@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from fib_quant_kv.codec.limits import MAX_DEPTH, MAX_DOCUMENT_BYTES, MAX_INTEGER_DIGITS
+from fib_quant_kv.codec.limits import MAX_DEPTH, MAX_INTEGER_DIGITS, check_size
 from fib_quant_kv.errors import DecodeError, pointer
 
 _BOM = b"\xef\xbb\xbf"
@@ -177,10 +177,7 @@ def _check_depth(text: str) -> None:
 
 def decode(data: bytes) -> Any:
     """Parse one strict JSON document into plain Python values (the JSON data model)."""
-    if len(data) > MAX_DOCUMENT_BYTES:
-        raise DecodeError(
-            f"document of {len(data)} bytes is larger than the {MAX_DOCUMENT_BYTES}-byte limit"
-        )
+    check_size(data)
     if data.startswith(_BOM):
         raise DecodeError("expected a JSON value, found a UTF-8 byte order mark")
     try:
