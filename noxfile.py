@@ -93,7 +93,7 @@ def typecheck(session: nox.Session) -> None:
 
 @nox.session
 def wheel(session: nox.Session) -> None:
-    """Build the wheel, install it alone in a fresh environment, and use it from elsewhere."""
+    """Build the wheel, reinstall it over the session's copy, and use it from another directory."""
     with tempfile.TemporaryDirectory() as tmp:
         session.run("python", "-m", "pip", "wheel", "--no-deps", "-q", "-w", tmp, str(ROOT))
         wheel_file = next(Path(tmp).glob("*.whl"))

@@ -22,8 +22,15 @@ def text(value: str) -> bytes:
 
 
 def item(value: str | int) -> bytes:
-    """A text string or an unsigned integer, in shortest form."""
-    return text(value) if isinstance(value, str) else head(0, value)
+    """A text string or an integer, in shortest form; past u64, a bignum (tag 2)."""
+    if isinstance(value, str):
+        return text(value)
+    if value < 0:
+        return head(1, -1 - value)
+    if value >> 64:
+        raw = value.to_bytes((value.bit_length() + 7) // 8, "big")
+        return head(6, 2) + head(2, len(raw)) + raw
+    return head(0, value)
 
 
 def deterministic(mapping: dict[str, Any]) -> bytes:

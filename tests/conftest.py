@@ -1,4 +1,4 @@
-"""Shared fixtures: the reference's conformance vectors and the bundled examples."""
+"""Shared test data and helpers: the reference's vectors, the bundled examples, the CLI runner."""
 
 from __future__ import annotations
 
@@ -26,6 +26,10 @@ def load_vectors() -> list[dict[str, Any]]:
 VECTORS = load_vectors()
 
 
-@pytest.fixture
-def examples() -> Path:
-    return EXAMPLES
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    """The command line's exit code, standard output and standard error for these arguments."""
+    from fib_quant_kv.cli import main
+
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err

@@ -652,7 +652,7 @@ def assert_agree(doc: Document, shape: KvTensorShapeV1 | None, verdict: Verdict 
     code, pointer, fragment, stated = verdict
     if pointer is not None and first.pointer != pointer:
         # The document's own schema breach reported ahead of the reference's earlier verdict:
-        # pinned separately by the xfail tests at the end of this file.
+        # pinned separately by the schema-first tests at the end of this file.
         assume(first.code != "schema" or first.pointer != own_schema_breach(doc))
     if stated and first.code == "schema":
         assert pointer is None or first.pointer == pointer, f"{first} is not {verdict}"

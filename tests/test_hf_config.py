@@ -20,9 +20,9 @@ CONFIGS = DATA / "hf_configs"
 WORKED_EXAMPLE_DIGEST = "blake3:388d99e611df08a63740c3eac1466a3428465ccc46022071b57cde066f026fdc"
 
 
-def family(name: str, *expected: Any, extra: dict[str, Any] | None = None, marks: Any = ()) -> Any:
+def family(name: str, *expected: Any, extra: dict[str, Any] | None = None) -> Any:
     """One row: file, layers, query_heads, kv_heads, head_dim, attention_kind, dtype, kwargs."""
-    return pytest.param(name, *expected, extra or {}, marks=marks, id=name.removesuffix(".json"))
+    return pytest.param(name, *expected, extra or {}, id=name.removesuffix(".json"))
 
 
 FAMILIES = [

@@ -11,19 +11,13 @@ import pytest
 import fib_quant_kv as fqk
 from fib_quant_kv.cli import main
 from fib_quant_kv.plan import CacheSize, plan_from_hf_config
-from tests.conftest import DATA
+from tests.conftest import DATA, run
 
 CONFIGS = DATA / "hf_configs"
 LLAMA = str(CONFIGS / "llama-3.1-8b.json")
 DEEPSEEK = str(CONFIGS / "deepseek-v2-lite.json")
 NAMES = ["key_shape", "key_layout", "value_shape", "value_layout", "page_geometry"]
 HEADER = ["cache", "elements", "source bytes", "raw f32 bytes", "pages", "encoded", "ratio"]
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def digest_lines(out: str) -> dict[str, str]:
@@ -46,12 +40,12 @@ def human(n: int) -> str:
     """Sizes as the table prints them: binary units with one decimal, plain bytes below 1 KiB."""
     if n < 1024:
         return f"{n} B"
-    size = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if size < 1024 or unit == "TiB":
+    size = n / 1024
+    for unit in ("KiB", "MiB", "GiB"):
+        if size < 1024:
             return f"{size:.1f} {unit}"
         size /= 1024
-    raise AssertionError("unreachable")
+    return f"{size:.1f} TiB"
 
 
 def expected_row(size: CacheSize) -> list[str]:
@@ -240,6 +234,7 @@ def test_memory_table_of_llama_at_8192_tokens(capsys: pytest.CaptureFixture[str]
     )
     assert code == 0
     rows = table(out)
+    assert [row[0] for row in rows] == ["cache", "key", "value"]
     for row in rows[1:]:
         assert row[1:] == ["268,435,456", "512.0 MiB", "1.0 GiB", "8,192", "144.0 MiB", "3.56x"]
 
