@@ -359,7 +359,7 @@ def test_a_config_that_is_not_a_json_object_exits_1(
     code, out, err = run(capsys, "plan", str(config), "--tokens", "8")
     assert code == 1
     assert out == ""
-    assert err.startswith(f"{config}::/: ")
+    assert err.startswith(f"{config}::: ")
     assert "Traceback" not in err
 
 

@@ -8,10 +8,12 @@ import pytest
 
 import fib_quant_kv as fqk
 from fib_quant_kv.errors import Violation
-from fib_quant_kv.rules import against_shape, merged, shape_problems
+from fib_quant_kv.rules import against_shape
 from fib_quant_kv.rules.geometry import geometry_violations
 from fib_quant_kv.rules.layout import layout_violations
 from fib_quant_kv.rules.shape import shape_violations
+from fib_quant_kv.structure import check_structure
+from fib_quant_kv.verdict import merged, shape_problems
 
 SHAPE_MARKER = "fib_quant_kv_tensor_shape_v1"
 LAYOUT_MARKER = "fib_quant_kv_cache_layout_v1"
@@ -74,8 +76,8 @@ def geometry(**changes: Any) -> fqk.KvPageGeometryV1:
     return fqk.KvPageGeometryV1.model_construct(**{**GEOMETRY, **changes})
 
 
-def corrupt(where: str, message: str) -> Violation:
-    return Violation("corrupt_payload", where, message)
+def corrupt(where: str, message: str, rule: str) -> Violation:
+    return Violation("corrupt_payload", where, message, rule)
 
 
 def test_the_bases_are_valid() -> None:
@@ -96,6 +98,7 @@ SHAPE_CASES = [
             corrupt(
                 "/schema_version",
                 f"kv shape schema_version fib_quant_kv_tensor_shape_v2, expected {SHAPE_MARKER}",
+                "shape.schema_version",
             )
         ],
         id="marker",
@@ -104,7 +107,7 @@ SHAPE_CASES = [
         pytest.param(
             {name: 0, **({"query_heads": 0} if name == "kv_heads" else {})},
             [
-                corrupt(f"/{n}", f"kv shape {n} must be > 0")
+                corrupt(f"/{n}", f"kv shape {n} must be > 0", "shape.counts_nonzero")
                 for n in (("kv_heads", "query_heads") if name == "kv_heads" else (name,))
             ],
             id=f"{name}-zero",
@@ -113,21 +116,28 @@ SHAPE_CASES = [
     ],
     pytest.param(
         {"attention_kind": "mha", "query_heads": 32, "kv_heads": 8},
-        [corrupt("/query_heads", "mha requires query_heads == kv_heads, got 32 and 8")],
+        [
+            corrupt(
+                "/query_heads",
+                "mha requires query_heads == kv_heads, got 32 and 8",
+                "shape.mha_heads_equal",
+            )
+        ],
         id="mha-unequal",
     ),
     pytest.param(
         {"attention_kind": "mqa", "query_heads": 32, "kv_heads": 8},
-        [corrupt("/kv_heads", "mqa requires kv_heads == 1, got 8")],
+        [corrupt("/kv_heads", "mqa requires kv_heads == 1, got 8", "shape.mqa_one_kv_head")],
         id="mqa-many-kv-heads",
     ),
     pytest.param(
         {"attention_kind": "mqa", "query_heads": 12, "kv_heads": 8},
         [
-            corrupt("/kv_heads", "mqa requires kv_heads == 1, got 8"),
+            corrupt("/kv_heads", "mqa requires kv_heads == 1, got 8", "shape.mqa_one_kv_head"),
             corrupt(
                 "/query_heads",
                 "mqa requires query_heads to be a multiple of kv_heads, got 12 and 8",
+                "shape.grouped_heads_divide",
             ),
         ],
         id="mqa-not-a-multiple",
@@ -138,6 +148,7 @@ SHAPE_CASES = [
             corrupt(
                 "/query_heads",
                 "gqa requires query_heads to be a multiple of kv_heads, got 12 and 8",
+                "shape.grouped_heads_divide",
             )
         ],
         id="gqa-not-a-multiple",
@@ -148,28 +159,41 @@ SHAPE_CASES = [
             corrupt(
                 "/rope_state",
                 "key cache requires rope_state pre_rope or post_rope, got not_applicable",
+                "shape.rope_state_role",
             )
         ],
         id="key-without-rope",
     ),
     pytest.param(
         {"role": "value", "rope_state": "pre_rope"},
-        [corrupt("/rope_state", "value cache requires rope_state not_applicable, got pre_rope")],
+        [
+            corrupt(
+                "/rope_state",
+                "value cache requires rope_state not_applicable, got pre_rope",
+                "shape.rope_state_role",
+            )
+        ],
         id="value-pre-rope",
     ),
     pytest.param(
         {"role": "value", "rope_state": "post_rope"},
-        [corrupt("/rope_state", "value cache requires rope_state not_applicable, got post_rope")],
+        [
+            corrupt(
+                "/rope_state",
+                "value cache requires rope_state not_applicable, got post_rope",
+                "shape.rope_state_role",
+            )
+        ],
         id="value-post-rope",
     ),
     pytest.param(
         {"batch": U32_MAX, "layers": U32_MAX, "kv_heads": U32_MAX, "query_heads": U32_MAX},
-        [Violation("resource_limit_exceeded", "", OVERFLOW)],
+        [Violation("resource_limit_exceeded", "", OVERFLOW, "shape.size_overflow")],
         id="vector-count-overflow",
     ),
     pytest.param(
         {"batch": 1 << 31, "layers": 1 << 31, "kv_heads": 1, "query_heads": 1, "tokens": 1},
-        [Violation("resource_limit_exceeded", "", OVERFLOW)],
+        [Violation("resource_limit_exceeded", "", OVERFLOW, "shape.size_overflow")],
         id="element-count-overflow",
     ),
 ]
@@ -226,6 +250,7 @@ LAYOUT_CASES = [
             corrupt(
                 "/schema_version",
                 f"kv layout schema_version fib_quant_kv_cache_layout_v2, expected {LAYOUT_MARKER}",
+                "layout.schema_version",
             )
         ],
         id="marker",
@@ -237,6 +262,7 @@ LAYOUT_CASES = [
                 "/shape_schema_version",
                 f"kv layout shape schema mismatch: expected {SHAPE_MARKER}, "
                 "got fib_quant_kv_tensor_shape_v2",
+                "layout.shape_schema_version",
             )
         ],
         id="shape-marker",
@@ -248,6 +274,7 @@ LAYOUT_CASES = [
                 "/order",
                 f"{NOT_CANONICAL}: expected order batch_layer_head_token_dim, "
                 "got batch_head_layer_token_dim",
+                "layout.canonical",
             )
         ],
         id="order",
@@ -255,7 +282,13 @@ LAYOUT_CASES = [
     *[
         pytest.param(
             {name: LAYOUT[name] + 1},
-            [corrupt(f"/{name}", f"{NOT_CANONICAL}: expected {name} {LAYOUT[name]}, got {got}")],
+            [
+                corrupt(
+                    f"/{name}",
+                    f"{NOT_CANONICAL}: expected {name} {LAYOUT[name]}, got {got}",
+                    "layout.canonical",
+                )
+            ],
             id=name,
         )
         for name, got in (
@@ -295,6 +328,7 @@ GEOMETRY_CASES = [
                 "/schema_version",
                 "kv page geometry schema_version fib_quant_kv_page_geometry_v2, "
                 f"expected {GEOMETRY_MARKER}",
+                "geometry.schema_version",
             )
         ],
         id="marker",
@@ -305,6 +339,7 @@ GEOMETRY_CASES = [
             corrupt(
                 "/tokens_per_page",
                 "tokens_per_page must be in 1..=100 (the shape's tokens), got 0",
+                "geometry.tokens_per_page_range",
             )
         ],
         id="no-tokens-per-page",
@@ -315,6 +350,7 @@ GEOMETRY_CASES = [
             corrupt(
                 "/tokens_per_page",
                 "tokens_per_page must be in 1..=100 (the shape's tokens), got 101",
+                "geometry.tokens_per_page_range",
             )
         ],
         id="more-tokens-per-page-than-tokens",
@@ -327,13 +363,20 @@ GEOMETRY_CASES = [
                 "/vectors_per_block",
                 "CPU reference codec currently supports one vector per block, "
                 "got vectors_per_block 2",
+                "geometry.one_vector_per_block",
             )
         ],
         id="vectors-per-block",
     ),
     pytest.param(
         {"head_dim": 32, "raw_vector_bytes": 128},
-        [corrupt("/head_dim", "page geometry head_dim must match shape: expected 64, got 32")],
+        [
+            corrupt(
+                "/head_dim",
+                "page geometry head_dim must match shape: expected 64, got 32",
+                "geometry.head_dim_matches",
+            )
+        ],
         id="head-dim",
     ),
     pytest.param(
@@ -342,13 +385,20 @@ GEOMETRY_CASES = [
             corrupt(
                 "/raw_vector_bytes",
                 "raw_vector_bytes must equal head_dim * sizeof(f32): expected 256, got 255",
+                "geometry.raw_vector_bytes",
             )
         ],
         id="raw-vector-bytes",
     ),
     pytest.param(
         {"encoded_block_bytes": 0},
-        [corrupt("/encoded_block_bytes", "encoded_block_bytes must be nonzero")],
+        [
+            corrupt(
+                "/encoded_block_bytes",
+                "encoded_block_bytes must be nonzero",
+                "geometry.encoded_block_bytes_nonzero",
+            )
+        ],
         id="encoded-block-bytes",
     ),
 ]
@@ -373,6 +423,7 @@ def test_raw_vector_bytes_compares_with_the_saturated_product() -> None:
         corrupt(
             "/raw_vector_bytes",
             "raw_vector_bytes must equal head_dim * sizeof(f32): expected 4294967295, got 0",
+            "geometry.raw_vector_bytes",
         )
     ]
 
@@ -400,44 +451,54 @@ def test_geometry_rules_in_the_reference_order() -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# The helpers of rules/__init__.py: against_shape, shape_problems, merged.
+# How the verdict combines them: against_shape (rules), shape_problems and merged (verdict).
+
+MHA_UNEQUAL = "mha requires query_heads == kv_heads, got 32 and 8"
+
+
+def shape_valid(rule: str, message: str, code: str = "corrupt_payload") -> Violation:
+    return Violation(code, "", f"the shape is invalid{message}", rule)  # type: ignore[arg-type]
 
 
 def test_against_a_broken_shape_names_each_shape_failure() -> None:
     broken = [
-        corrupt("/query_heads", "mha requires query_heads == kv_heads, got 32 and 8"),
-        Violation("resource_limit_exceeded", "", OVERFLOW),
+        corrupt("/query_heads", MHA_UNEQUAL, "shape.mha_heads_equal"),
+        Violation("resource_limit_exceeded", "", OVERFLOW, "shape.size_overflow"),
     ]
-    want = [
-        corrupt(
-            "",
-            "the shape is invalid at /query_heads: "
-            "mha requires query_heads == kv_heads, got 32 and 8",
-        ),
-        Violation("resource_limit_exceeded", "", f"the shape is invalid at /: {OVERFLOW}"),
-    ]
-    # Nothing about the document itself is judged against a broken shape.
-    assert list(against_shape(layout(dim_stride=5), VALID_SHAPE, broken)) == want
-    assert list(against_shape(geometry(encoded_block_bytes=0), VALID_SHAPE, broken)) == want
+    # Nothing about the document itself is judged against a broken shape; each of the shape's
+    # failures keeps its own category, under the document's shape_valid rule.
+    for doc, rule in (
+        (layout(dim_stride=5), "layout"),
+        (geometry(encoded_block_bytes=0), "geometry"),
+    ):
+        assert list(against_shape(doc, VALID_SHAPE, broken)) == [
+            shape_valid(f"{rule}.shape_valid", f" at /query_heads: {MHA_UNEQUAL}"),
+            shape_valid(f"{rule}.shape_valid", f": {OVERFLOW}", "resource_limit_exceeded"),
+        ]
 
 
 def test_against_a_valid_shape_runs_the_documents_rules() -> None:
     assert list(against_shape(layout(dim_stride=5), VALID_SHAPE, [])) == [
-        corrupt("/dim_stride", f"{NOT_CANONICAL}: expected dim_stride 1, got 5")
+        corrupt("/dim_stride", f"{NOT_CANONICAL}: expected dim_stride 1, got 5", "layout.canonical")
     ]
     assert list(against_shape(geometry(encoded_block_bytes=0), VALID_SHAPE, [])) == [
-        corrupt("/encoded_block_bytes", "encoded_block_bytes must be nonzero")
+        corrupt(
+            "/encoded_block_bytes",
+            "encoded_block_bytes must be nonzero",
+            "geometry.encoded_block_bytes_nonzero",
+        )
     ]
 
 
 def test_an_overflowing_shape_fails_its_layout_at_the_root() -> None:
     huge = shape(batch=U32_MAX, layers=U32_MAX, kv_heads=U32_MAX, query_heads=U32_MAX)
     assert fqk.collect_violations(layout(), huge) == [
-        Violation("resource_limit_exceeded", "", f"the shape is invalid at /: {OVERFLOW}")
+        shape_valid("layout.shape_valid", f": {OVERFLOW}", "resource_limit_exceeded")
     ]
     with pytest.raises(fqk.ResourceLimitExceeded) as raised:
         fqk.validate(geometry(), huge)
-    assert str(raised.value) == f"/: the shape is invalid at /: {OVERFLOW}"
+    assert str(raised.value) == f"the shape is invalid: {OVERFLOW}"
+    assert raised.value.rule == "geometry.shape_valid"
 
 
 def test_shape_problems_of_a_valid_shape() -> None:
@@ -451,60 +512,98 @@ def test_shape_problems_judges_a_shape_by_the_shape_schema() -> None:
             "schema",
             "/schema_version",
             f"expected the string {SHAPE_MARKER!r}, got {LAYOUT_MARKER!r}",
+            "schema.enum",
         )
     ]
     assert shape_problems(shape(schema_version="v9")) == [
-        Violation("schema", "/schema_version", f"expected the string {SHAPE_MARKER!r}, got 'v9'")
+        Violation(
+            "schema",
+            "/schema_version",
+            f"expected the string {SHAPE_MARKER!r}, got 'v9'",
+            "schema.enum",
+        )
     ]
+
+
+BATCH_BOUND = Violation(
+    "schema", "/batch", "expected an integer in 1..=4294967295, got 0", "schema.bound"
+)
 
 
 def test_shape_problems_adds_the_rules_to_broken_bounds() -> None:
     # The schema's minimum speaks for /batch; the rules add what it cannot state.
-    broken = shape(batch=0, attention_kind="mha")
-    assert shape_problems(broken) == [
-        Violation("schema", "/batch", "expected an integer in 1..=4294967295, got 0"),
-        corrupt("/query_heads", "mha requires query_heads == kv_heads, got 32 and 8"),
+    assert shape_problems(shape(batch=0, attention_kind="mha")) == [
+        BATCH_BOUND,
+        corrupt("/query_heads", MHA_UNEQUAL, "shape.mha_heads_equal"),
     ]
 
 
 def test_shape_problems_of_a_shape_breaking_only_the_rules() -> None:
     assert shape_problems(shape(role="value", rope_state="pre_rope")) == [
-        corrupt("/rope_state", "value cache requires rope_state not_applicable, got pre_rope")
+        corrupt(
+            "/rope_state",
+            "value cache requires rope_state not_applicable, got pre_rope",
+            "shape.rope_state_role",
+        )
     ]
 
 
-BATCH_BOUND = Violation("schema", "/batch", "expected an integer in 1..=4294967295, got 0")
+def structure(doc: Any) -> Any:
+    """What the schema stage finds in a model's fields."""
+    return check_structure(dict(doc))
 
 
 def test_merged_without_a_readable_document_is_the_schemas_alone() -> None:
-    assert merged([BATCH_BOUND], None, None, []) == [BATCH_BOUND]
-    shape_broken = [corrupt("/kv_heads", "mqa requires kv_heads == 1, got 8")]
-    assert merged([BATCH_BOUND], None, VALID_SHAPE, shape_broken) == [BATCH_BOUND]
+    unreadable = structure(shape(batch="1"))
+    assert unreadable.readable is None
+    assert merged(unreadable, None, []) == unreadable.violations
 
 
 def test_merged_adds_the_rules_at_places_the_schema_did_not_name() -> None:
-    readable = shape(batch=0, attention_kind="mha", role="value")
-    assert merged([BATCH_BOUND], readable, None, []) == [
+    assert merged(structure(shape(batch=0, attention_kind="mha", role="value")), None, []) == [
         BATCH_BOUND,
-        corrupt("/query_heads", "mha requires query_heads == kv_heads, got 32 and 8"),
-        corrupt("/rope_state", "value cache requires rope_state not_applicable, got post_rope"),
+        corrupt("/query_heads", MHA_UNEQUAL, "shape.mha_heads_equal"),
+        corrupt(
+            "/rope_state",
+            "value cache requires rope_state not_applicable, got post_rope",
+            "shape.rope_state_role",
+        ),
     ]
 
 
 def test_merged_needs_a_shape_for_a_layout_or_geometry() -> None:
-    stride = Violation("schema", "/dim_stride", "expected an integer in 0..=18446744073709551615")
-    assert merged([stride], layout(dim_stride=-1), None, []) == [stride]
-    assert merged([stride], layout(dim_stride=-1, token_stride=1), VALID_SHAPE, []) == [
+    found = structure(layout(dim_stride=-1, token_stride=1))
+    stride = Violation(
+        "schema",
+        "/dim_stride",
+        "expected an integer in 0..=18446744073709551615, got -1",
+        "schema.bound",
+    )
+    assert merged(found, None, []) == [stride]
+    assert merged(found, VALID_SHAPE, []) == [
         stride,
-        corrupt("/token_stride", f"{NOT_CANONICAL}: expected token_stride 64, got 1"),
+        corrupt(
+            "/token_stride", f"{NOT_CANONICAL}: expected token_stride 64, got 1", "layout.canonical"
+        ),
     ]
 
 
-def test_merged_with_a_broken_shape_reports_the_shape() -> None:
-    shape_broken = [corrupt("/kv_heads", "mqa requires kv_heads == 1, got 8")]
-    assert merged([BATCH_BOUND], geometry(), VALID_SHAPE, shape_broken) == [
-        BATCH_BOUND,
-        corrupt("", "the shape is invalid at /kv_heads: mqa requires kv_heads == 1, got 8"),
+def test_merged_with_a_broken_shape_reports_the_shape_whatever_else_is_wrong() -> None:
+    shape_broken = [
+        corrupt("/kv_heads", "mqa requires kv_heads == 1, got 8", "shape.mqa_one_kv_head")
+    ]
+    at_kv_heads = " at /kv_heads: mqa requires kv_heads == 1, got 8"
+    bounds_only = structure(geometry(tokens_per_page=0))
+    assert merged(bounds_only, VALID_SHAPE, shape_broken) == [
+        *bounds_only.violations,
+        shape_valid("geometry.shape_valid", at_kv_heads),
+    ]
+    # A wrong shape marker is no bound, yet the reference judges the shape before it.
+    wrong_marker = structure(layout(shape_schema_version="v9"))
+    assert wrong_marker.readable is None
+    assert merged(wrong_marker, VALID_SHAPE, shape_broken) == [
+        *wrong_marker.violations,
+        shape_valid("layout.shape_valid", at_kv_heads),
     ]
 
 

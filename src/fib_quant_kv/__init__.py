@@ -22,8 +22,7 @@ if TYPE_CHECKING:
         page_count,
         vector_count,
     )
-    from fib_quant_kv.digests import digest, encode
-    from fib_quant_kv.document import Checker, Verdict, check, check_all, decode
+    from fib_quant_kv.digests import encode
     from fib_quant_kv.errors import (
         ArrayMismatch,
         ConfigError,
@@ -32,11 +31,22 @@ if TYPE_CHECKING:
         DependencyUnsupported,
         FibQuantKvError,
         ResourceLimitExceeded,
+        Rule,
         SchemaError,
         Violation,
     )
     from fib_quant_kv.hf_config import shape_from_hf_config
-    from fib_quant_kv.rules import collect_violations, validate
+    from fib_quant_kv.rules import RULES
+    from fib_quant_kv.verdict import (
+        Checker,
+        Verdict,
+        check,
+        check_all,
+        collect_violations,
+        decode,
+        digest,
+        validate,
+    )
     from fib_quant_kv_models import (
         KvAttentionKind,
         KvCacheLayoutV1,
@@ -52,7 +62,7 @@ if TYPE_CHECKING:
 # for pydantic, jsonschema or the codecs until something needs them.
 _EXPORTS: dict[str, str] = {
     "ArrayMismatch": "fib_quant_kv.errors",
-    "Checker": "fib_quant_kv.document",
+    "Checker": "fib_quant_kv.verdict",
     "ConfigError": "fib_quant_kv.errors",
     "CorruptPayload": "fib_quant_kv.errors",
     "DecodeError": "fib_quant_kv.errors",
@@ -68,17 +78,19 @@ _EXPORTS: dict[str, str] = {
     "KvRole": "fib_quant_kv_models",
     "KvRopeState": "fib_quant_kv_models",
     "KvTensorShapeV1": "fib_quant_kv_models",
+    "RULES": "fib_quant_kv.rules",
     "ResourceLimitExceeded": "fib_quant_kv.errors",
+    "Rule": "fib_quant_kv.errors",
     "SchemaError": "fib_quant_kv.errors",
-    "Verdict": "fib_quant_kv.document",
+    "Verdict": "fib_quant_kv.verdict",
     "Violation": "fib_quant_kv.errors",
     "canonical_layout": "fib_quant_kv.derive",
-    "check": "fib_quant_kv.document",
-    "check_all": "fib_quant_kv.document",
+    "check": "fib_quant_kv.verdict",
+    "check_all": "fib_quant_kv.verdict",
     "check_array": "fib_quant_kv.arrays",
-    "collect_violations": "fib_quant_kv.rules",
-    "decode": "fib_quant_kv.document",
-    "digest": "fib_quant_kv.digests",
+    "collect_violations": "fib_quant_kv.verdict",
+    "decode": "fib_quant_kv.verdict",
+    "digest": "fib_quant_kv.verdict",
     "element_count": "fib_quant_kv.derive",
     "encode": "fib_quant_kv.digests",
     "json_schema_validator": "fib_quant_kv.contracts",
@@ -88,11 +100,12 @@ _EXPORTS: dict[str, str] = {
     "schema": "fib_quant_kv.contracts",
     "schema_text": "fib_quant_kv.contracts",
     "shape_from_hf_config": "fib_quant_kv.hf_config",
-    "validate": "fib_quant_kv.rules",
+    "validate": "fib_quant_kv.verdict",
     "vector_count": "fib_quant_kv.derive",
 }
 
 __all__ = [
+    "RULES",
     "ArrayMismatch",
     "Checker",
     "ConfigError",
@@ -111,6 +124,7 @@ __all__ = [
     "KvRopeState",
     "KvTensorShapeV1",
     "ResourceLimitExceeded",
+    "Rule",
     "SchemaError",
     "Verdict",
     "Violation",

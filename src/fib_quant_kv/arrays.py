@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from fib_quant_kv.errors import ArrayMismatch
-from fib_quant_kv.rules import validate
 from fib_quant_kv.rules.layout import STRIDE_FIELDS
+from fib_quant_kv.verdict import validate
 from fib_quant_kv_models import KvCacheLayoutV1, KvTensorShapeV1
 
 AXES = ("batch", "layers", "kv_heads", "tokens", "head_dim")

@@ -10,6 +10,8 @@ from functools import cache
 from importlib import resources
 from typing import TYPE_CHECKING, Any, Final, Literal, TypeAlias
 
+from fib_quant_kv.errors import Rule, Violation
+
 if TYPE_CHECKING:
     from jsonschema.protocols import Validator
     from referencing import Registry
@@ -121,6 +123,96 @@ def property_schema(marker: str, field: str) -> dict[str, Any] | None:
         resolved: dict[str, Any] = root["$defs"][prop["$ref"].rsplit("/", 1)[1]]
         return resolved
     return prop
+
+
+# The schema stage's rules: what every contract's JSON Schema checks, named once for all of them.
+# Only the first two are decided here; the others come from the generated models' errors
+# (fib_quant_kv.structure), and the CBOR reader stops at an unknown field early.
+SCHEMA_STEP = 2
+OBJECT = Rule(
+    "schema.object",
+    ("schema",),
+    SCHEMA_STEP,
+    "The document is one JSON object (one CBOR map), not an array or a bare value.",
+    breaks='["fib_quant_kv_tensor_shape_v1", "key"]',
+)
+MARKER = Rule(
+    "schema.marker",
+    ("schema",),
+    SCHEMA_STEP,
+    "schema_version names a shipped contract: it chooses the schema the rest is checked against.",
+    breaks={"schema_version": "fib_quant_kv_tensor_shape_v9"},
+)
+MISSING_FIELD = Rule(
+    "schema.missing_field",
+    ("schema",),
+    SCHEMA_STEP,
+    "Every field of the contract is present (all are required).",
+    breaks={"rope_state": ...},
+)
+UNKNOWN_FIELD = Rule(
+    "schema.unknown_field",
+    ("schema",),
+    SCHEMA_STEP,
+    "No field outside the contract's (fail-closed: the reference would ignore it, so two "
+    "different documents could share one digest).",
+    breaks={"comment": "x"},
+)
+TYPE = Rule(
+    "schema.type",
+    ("schema",),
+    SCHEMA_STEP,
+    "Each field has its type: integers are plain non-negative integers (not 1.0, true or "
+    '"1"), strings are strings.',
+    breaks={"batch": "1"},
+)
+BOUND = Rule(
+    "schema.bound",
+    ("schema",),
+    SCHEMA_STEP,
+    "Each integer is within its field's bounds: u32 or u64, and at least 1 for the counts the "
+    "reference requires to be nonzero.",
+    breaks={"batch": 1 << 32},
+)
+ENUM = Rule(
+    "schema.enum",
+    ("schema",),
+    SCHEMA_STEP,
+    "Each enumerated or constant string is exactly one of the values its field allows.",
+    breaks={"role": "Key"},
+)
+SCHEMA_RULES = (OBJECT, MARKER, MISSING_FIELD, UNKNOWN_FIELD, TYPE, BOUND, ENUM)
+
+
+@cache
+def every_field() -> frozenset[str]:
+    """The fields of every contract: a key outside them is unknown whatever the marker."""
+    return frozenset(name for marker in CONTRACTS for name in field_names(marker))
+
+
+@cache
+def most_fields() -> int:
+    """The field count of the largest contract: no document has more."""
+    return max(len(field_names(marker)) for marker in CONTRACTS)
+
+
+def unknown_field(key: str, contract: Contract | None, more: int = 0) -> Violation:
+    """The violation for an unknown key (and, counted, for the unknown keys after it)."""
+    from fib_quant_kv.errors import pointer
+
+    others = f" (and {more} more)" if more else ""
+    if contract is None:
+        expected = f"no {' or '.join(c.kind for c in CONTRACTS.values())} has such a field"
+    else:
+        expected = "expected only " + ", ".join(field_names(contract.marker))
+    return UNKNOWN_FIELD.at(pointer(key), f"unknown field {key!r}{others}: {expected}")
+
+
+def too_many_fields(count: int) -> Violation:
+    """The violation for an object longer than any contract: refused before it is read."""
+    return UNKNOWN_FIELD.at(
+        "", f"an object of {count} fields: expected at most {most_fields()}, a contract's fields"
+    )
 
 
 def schema(marker: str) -> dict[str, Any]:

@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 from fib_quant_kv.contracts import LAYOUT_SCHEMA, PAGE_GEOMETRY_SCHEMA, SHAPE_SCHEMA
-from fib_quant_kv.rules import validate
 from fib_quant_kv.rules.geometry import page_count_unchecked, raw_vector_bytes
 from fib_quant_kv.rules.layout import CANONICAL_ORDER, canonical_strides
 from fib_quant_kv.rules.shape import vector_count_unchecked
 from fib_quant_kv.structure import from_fields
+from fib_quant_kv.verdict import validate
 from fib_quant_kv_models import KvCacheLayoutV1, KvLayoutOrder, KvPageGeometryV1, KvTensorShapeV1
 
 
 def canonical_layout(shape: KvTensorShapeV1) -> KvCacheLayoutV1:
     """The contiguous layout of a shape; the shape is validated first."""
     validate(shape)
-    return KvCacheLayoutV1(
+    return from_fields(
+        KvCacheLayoutV1,
         schema_version=LAYOUT_SCHEMA,
         shape_schema_version=SHAPE_SCHEMA,
         order=KvLayoutOrder(CANONICAL_ORDER),

@@ -1,4 +1,4 @@
-"""Canonical bytes of a validated document and their BLAKE3 digest under the contract's domain."""
+"""Canonical bytes of a document and their BLAKE3 digest under the contract's domain."""
 
 from __future__ import annotations
 
@@ -6,13 +6,11 @@ from typing import TYPE_CHECKING
 
 from blake3 import blake3
 
-from fib_quant_kv.codec import Encoding, cbor
+from fib_quant_kv.codec import ENCODINGS, Encoding, cbor
 from fib_quant_kv.contracts import contract_of
-from fib_quant_kv.rules import validate
 
 if TYPE_CHECKING:
     from fib_quant_kv.contracts import Document
-    from fib_quant_kv_models import KvTensorShapeV1
 
 PREFIX = "blake3:"
 
@@ -34,10 +32,4 @@ def encode(doc: Document, encoding: Encoding = "json") -> bytes:
         return doc.__pydantic_serializer__.to_json(doc, warnings=False)
     if encoding == "cbor":
         return cbor.encode(doc.model_dump(mode="json", warnings=False))
-    raise ValueError(f"unknown encoding {encoding!r}: expected json or cbor")
-
-
-def digest(doc: Document, shape: KvTensorShapeV1 | None = None, encoding: Encoding = "json") -> str:
-    """Validate, then digest the canonical bytes. The JSON digest is the reference's."""
-    validate(doc, shape)
-    return domain_digest(contract_of(doc).marker, encode(doc, encoding))
+    raise ValueError(f"unknown encoding {encoding!r}: expected one of {', '.join(ENCODINGS)}")

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import ClassVar, Literal
 
 ErrorCode = Literal[
@@ -36,20 +37,51 @@ def pointer(*tokens: str | int) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class Rule:
+    """One check of the data path, named by a stable id: part of the public interface.
+
+    Declared once, beside the code that makes the check. `step` is its place in the order in
+    which a document is judged (decoding, then the schema, then the reference's rules in the
+    reference's own order); `breaks` says how to break the contract's example document so that
+    it fails this rule (field changes, or raw text for what no field change can show), and
+    `breaks_shape` the same for the shape a layout or geometry is judged against.
+    """
+
+    id: str
+    codes: tuple[ErrorCode, ...]
+    step: int
+    checks: str
+    breaks: Mapping[str, object] | str | None = None
+    breaks_shape: Mapping[str, object] | None = None
+    contracts: tuple[str, ...] = field(default=())
+
+    def at(self, pointer: str, message: str, code: ErrorCode | None = None) -> Violation:
+        """A violation of this rule; the code is the rule's own unless it reports another's."""
+        return Violation(code or self.codes[0], pointer, message, self.id)
+
+
+@dataclass(frozen=True, slots=True)
 class Violation:
-    """One failure of a document: a stable code, where it is (RFC 6901) and what was expected."""
+    """One failure of a document: its category, where it is (RFC 6901), what was expected, and
+    the id of the rule it breaks."""
 
     code: ErrorCode
     pointer: str
     message: str
+    rule: str
 
     def to_error(self, path: str | None = None) -> FibQuantKvError:
         """The typed exception that reports this violation."""
-        return ERROR_TYPES[self.code](self.message, pointer=self.pointer, path=path)
+        return ERROR_TYPES[self.code](self.message, pointer=self.pointer, path=path, rule=self.rule)
 
     def to_json(self) -> dict[str, str]:
         """The violation as a plain mapping, for machine-readable reports."""
-        return {"code": self.code, "pointer": self.pointer, "message": self.message}
+        return {
+            "code": self.code,
+            "rule": self.rule,
+            "pointer": self.pointer,
+            "message": self.message,
+        }
 
 
 class FibQuantKvError(Exception):
@@ -57,22 +89,26 @@ class FibQuantKvError(Exception):
 
     code: ClassVar[ErrorCode]
 
-    def __init__(self, message: str, *, pointer: str = "", path: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, pointer: str = "", path: str | None = None, rule: str = ""
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.pointer = pointer
         self.path = path
+        # The id of the rule the document breaks; empty for errors that are not a document's
+        # (a model config, an array).
+        self.rule = rule
 
     @property
     def violation(self) -> Violation:
         """This error as a Violation record."""
-        return Violation(self.code, self.pointer, self.message)
+        return Violation(self.code, self.pointer, self.message, self.rule)
 
     def __str__(self) -> str:
-        # The check-jsonschema convention: file::pointer: message.
-        where = self.pointer or "/"
-        prefix = f"{self.path}::{where}" if self.path else where
-        return f"{prefix}: {self.message}"
+        # The check-jsonschema convention: file::pointer: message, with the root as "".
+        prefix = f"{self.path}::{self.pointer}" if self.path else self.pointer
+        return f"{prefix}: {self.message}" if prefix else self.message
 
 
 class DecodeError(FibQuantKvError):

@@ -10,9 +10,9 @@ from typing import Any, Literal
 from fib_quant_kv.codec.limits import MAX_DOCUMENT_BYTES
 from fib_quant_kv.contracts import SHAPE_SCHEMA
 from fib_quant_kv.errors import ConfigError, DependencyUnsupported, pointer
-from fib_quant_kv.rules import validate
 from fib_quant_kv.rules.geometry import U32_MAX
 from fib_quant_kv.structure import from_fields
+from fib_quant_kv.verdict import validate
 from fib_quant_kv_models import KvTensorShapeV1
 
 # Each count under the names model families use, first match wins.

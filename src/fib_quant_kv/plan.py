@@ -9,9 +9,9 @@ from typing import Any
 
 from fib_quant_kv.contracts import Document
 from fib_quant_kv.derive import canonical_layout, element_count, new_page_geometry, page_count
-from fib_quant_kv.digests import digest
 from fib_quant_kv.hf_config import shape_from_hf_config
 from fib_quant_kv.rules.geometry import F32_BYTES
+from fib_quant_kv.verdict import digest
 from fib_quant_kv_models import KvPageGeometryV1, KvTensorShapeV1
 
 DTYPE_BYTES = {"f16": 2, "bf16": 2, "f32": 4}

@@ -4,20 +4,28 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
 from typing import Any, ParamSpec, TypeVar
 
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
 from fib_quant_kv.contracts import (
+    BOUND,
     CONTRACTS,
+    ENUM,
+    MARKER,
+    MISSING_FIELD,
+    OBJECT,
+    TYPE,
     Contract,
     Document,
+    field_names,
     markers,
     property_schema,
-    shared_schema,
+    unknown_field,
 )
-from fib_quant_kv.errors import Violation, pointer
+from fib_quant_kv.errors import Rule, Violation, pointer
 
 P = ParamSpec("P")
 D = TypeVar("D", bound=Document)
@@ -70,28 +78,36 @@ def expected(contract: Contract, field: str) -> str:
     return str(prop.get("type", "a value"))
 
 
+# Bounds the schema states and the semantic rules state again (a count of at least 1, a u32
+# maximum). A document that breaks only these is still well typed, so the rules can read it
+# and report the reference's own verdict beside the schema's.
+_BOUND_ERRORS = frozenset({"greater_than_equal", "less_than_equal"})
+_VALUE_ERRORS = frozenset({"enum", "literal_error"})
+
+
+def _rule(error_type: str) -> Rule:
+    """The schema rule a model's error breaks; every other error type is a wrong type."""
+    if error_type in _BOUND_ERRORS:
+        return BOUND
+    if error_type in _VALUE_ERRORS:
+        return ENUM
+    return TYPE
+
+
 def _violation(contract: Contract, error: ErrorDetails) -> Violation:
     loc = error["loc"]
     field = str(loc[0]) if loc else ""
     where = pointer(*loc)
     kind = error["type"]
     if kind == "missing":
-        return Violation(
-            "schema",
-            where,
-            f"missing required field {field!r}: expected {expected(contract, field)}",
+        return MISSING_FIELD.at(
+            where, f"missing required field {field!r}: expected {expected(contract, field)}"
         )
     if kind == "extra_forbidden":
-        allowed = ", ".join(shared_schema(contract.marker)["properties"])
-        return Violation("schema", where, f"unknown field {field!r}: expected only {allowed}")
+        return unknown_field(field, contract)
     value = error.get("input")
-    return Violation("schema", where, f"expected {expected(contract, field)}, got {_show(value)}")
-
-
-# Bounds the schema states and the semantic rules state again (a count of at least 1, a u32
-# maximum). A document that breaks only these is still well typed, so the rules can read it
-# and report the reference's own verdict beside the schema's.
-_BOUND_ERRORS = frozenset({"greater_than_equal", "less_than_equal"})
+    message = f"expected {expected(contract, field)}, got {_show(value)}"
+    return _rule(kind).at(where, message)
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +124,7 @@ class Structure:
 def check_structure(value: Any, contract: Contract | None = None) -> Structure:
     """Build the model of a decoded document (of the marker's contract unless one is given)."""
     if not isinstance(value, dict):
-        found = [Violation("schema", "", f"expected a JSON object, got {_show(value)}")]
+        found = [OBJECT.at("", f"expected a JSON object, got {_show(value)}")]
         return Structure(contract, None, found, None)
     if contract is None:
         marker = value.get("schema_version")
@@ -116,7 +132,16 @@ def check_structure(value: Any, contract: Contract | None = None) -> Structure:
         if contract is None:
             got = "nothing" if "schema_version" not in value else _show(marker)
             message = f"expected a schema marker, one of {', '.join(markers())}; got {got}"
-            return Structure(None, None, [Violation("schema", "/schema_version", message)], None)
+            return Structure(None, None, [MARKER.at("/schema_version", message)], None)
+    # Unknown keys are found here, the first named and the rest counted: the model would build
+    # an error for each, and a hostile document can have tens of thousands.
+    names = _field_set(contract.marker)
+    unknown = [key for key in value if key not in names]
+    if unknown:
+        known = {key: item for key, item in value.items() if key in names}
+        found = _model_violations(contract, known)
+        found.append(unknown_field(unknown[0], contract, len(unknown) - 1))
+        return Structure(contract, None, found, None)
     try:
         model = contract.model.model_validate(value)
     except ValidationError as exc:
@@ -128,6 +153,19 @@ def check_structure(value: Any, contract: Contract | None = None) -> Structure:
     return Structure(contract, model, [], model)
 
 
+@cache
+def _field_set(marker: str) -> frozenset[str]:
+    return frozenset(field_names(marker))
+
+
+def _model_violations(contract: Contract, value: dict[str, Any]) -> list[Violation]:
+    try:
+        contract.model.model_validate(value)
+    except ValidationError as exc:
+        return [_violation(contract, e) for e in exc.errors(include_url=False)]
+    return []
+
+
 def to_model(value: Any) -> Document:
     """Build the model for a decoded document; the first schema violation is raised."""
     found = check_structure(value)
@@ -137,9 +175,14 @@ def to_model(value: Any) -> Document:
 
 
 def from_fields(build: Callable[P, D], *args: P.args, **kwargs: P.kwargs) -> D:
-    """Build a model in code; a field its schema refuses is a SchemaError, not a pydantic one."""
+    """Build a model in code through its validating constructor, remembered as proven.
+
+    A field its schema refuses is a SchemaError, not a pydantic one.
+    """
+    from fib_quant_kv.verdict import remember
+
     try:
-        return build(*args, **kwargs)
+        return remember(build(*args, **kwargs))
     except ValidationError as exc:
         contract = next(c for c in CONTRACTS.values() if c.model_name == exc.title)
         raise _violation(contract, exc.errors(include_url=False)[0]).to_error() from None

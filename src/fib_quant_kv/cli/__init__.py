@@ -13,7 +13,7 @@ from fib_quant_kv.cli.report import REPORTERS, Outcome
 
 if TYPE_CHECKING:
     from fib_quant_kv.contracts import Document
-    from fib_quant_kv.document import Checker
+    from fib_quant_kv.verdict import Checker
     from fib_quant_kv_models import KvTensorShapeV1
 
 EXIT_VALID, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
@@ -35,8 +35,8 @@ def _read(path: str) -> bytes:
 
 
 def _load(path: str) -> Document:
-    from fib_quant_kv.document import decode
     from fib_quant_kv.errors import FibQuantKvError
+    from fib_quant_kv.verdict import decode
 
     try:
         return decode(_read(path))
@@ -49,7 +49,7 @@ def _load_shape(path: str | None) -> KvTensorShapeV1 | None:
     if path is None:
         return None
     from fib_quant_kv.errors import FibQuantKvError
-    from fib_quant_kv.rules import validate
+    from fib_quant_kv.verdict import validate
     from fib_quant_kv_models import KvTensorShapeV1
 
     shape = _load(path)
@@ -103,8 +103,8 @@ def _json_line(doc: Document) -> None:
 
 
 def _checker(path: str | None) -> Checker:
-    from fib_quant_kv.document import Checker
     from fib_quant_kv.errors import FibQuantKvError
+    from fib_quant_kv.verdict import Checker
 
     if path is None:
         return Checker()
@@ -137,8 +137,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_digest(args: argparse.Namespace) -> int:
     from fib_quant_kv.contracts import contract_of
-    from fib_quant_kv.digests import digest
     from fib_quant_kv.errors import FibQuantKvError
+    from fib_quant_kv.verdict import digest
 
     shape = _load_shape(args.shape)
     doc = _load(args.file)
@@ -177,7 +177,7 @@ def cmd_layout(args: argparse.Namespace) -> int:
 def cmd_geometry(args: argparse.Namespace) -> int:
     from fib_quant_kv.derive import new_page_geometry
     from fib_quant_kv.errors import FibQuantKvError
-    from fib_quant_kv.rules import validate
+    from fib_quant_kv.verdict import validate
 
     shape = _load_shape(args.shape)
     assert shape is not None

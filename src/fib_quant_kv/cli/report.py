@@ -10,7 +10,7 @@ from json.encoder import encode_basestring
 from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
 if TYPE_CHECKING:
-    from fib_quant_kv.document import Verdict
+    from fib_quant_kv.verdict import Verdict
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +80,7 @@ class TextReporter:
             self.err.write(f"{self.red}{path}: cannot read: {outcome.unreadable}{self.reset}\n")
             return
         for v in verdict.violations:
-            self.out.write(f"{self.red}{path}::{v.pointer or '/'}: {v.message}{self.reset}\n")
+            self.out.write(f"{self.red}{path}::{v.pointer}: {v.message}{self.reset}\n")
         if verdict.violations:
             return
         if not verdict.shape_checked:

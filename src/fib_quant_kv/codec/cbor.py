@@ -5,8 +5,15 @@ from __future__ import annotations
 import struct
 from typing import Any
 
-from fib_quant_kv.codec.limits import MAX_DEPTH, check_size
-from fib_quant_kv.errors import DecodeError, pointer
+from fib_quant_kv.codec.limits import (
+    DATA_MODEL,
+    DEPTH_LIMIT,
+    DUPLICATE_KEY,
+    MALFORMED,
+    MAX_DEPTH,
+    check_size,
+)
+from fib_quant_kv.errors import DecodeError, Rule, pointer
 
 # cbor2's decoder accepts trailing bytes and repeated keys; decoding is therefore done here,
 # over the JSON data model, trusting no length claim. Encoding is cbor2's, in RFC 8949
@@ -24,8 +31,10 @@ class _Reader:
         self.data = data
         self.pos = 0
 
-    def fail(self, message: str, path: tuple[str | int, ...]) -> DecodeError:
-        return DecodeError(f"{message} (at byte {self.pos})", pointer=pointer(*path))
+    def fail(
+        self, message: str, path: tuple[str | int, ...], rule: Rule = MALFORMED
+    ) -> DecodeError:
+        return DecodeError(f"{message} (at byte {self.pos})", pointer=pointer(*path), rule=rule.id)
 
     def take(self, n: int, path: tuple[str | int, ...]) -> bytes:
         end = self.pos + n
@@ -51,7 +60,9 @@ class _Reader:
             return major, info, int.from_bytes(self.take(size, path), "big")
         if info == 31:
             raise self.fail(
-                "indefinite-length items are not allowed: expected definite lengths", path
+                "indefinite-length items are not allowed: expected definite lengths",
+                path,
+                DATA_MODEL,
             )
         raise self.fail(f"reserved additional information {info} is not well-formed CBOR", path)
 
@@ -72,7 +83,7 @@ class _Reader:
                 raise self.fail("invalid UTF-8 in a text string", path) from None
         if major in (4, 5):
             if depth >= MAX_DEPTH:
-                raise self.fail(f"nesting deeper than {MAX_DEPTH} levels", path)
+                raise self.fail(f"nesting deeper than {MAX_DEPTH} levels", path, DEPTH_LIMIT)
             # Every item takes at least one byte, so a count beyond what remains is a lie,
             # refused before anything is allocated for it.
             remaining = len(self.data) - self.pos
@@ -87,10 +98,12 @@ class _Reader:
             return self.map(arg, path, depth)
         if major == 2:
             self.pos = start
-            raise self.fail("byte string: expected a text string or an unsigned integer", path)
+            raise self.fail(
+                "byte string: expected a text string or an unsigned integer", path, DATA_MODEL
+            )
         if major == 6:
             self.pos = start
-            raise self.fail(f"tag {arg}: tags are not allowed", path)
+            raise self.fail(f"tag {arg}: tags are not allowed", path, DATA_MODEL)
         # Major type 7: floats and the JSON simple values stay values, for the schema to judge.
         if info in _SIMPLE:
             return _SIMPLE[info]
@@ -98,7 +111,7 @@ class _Reader:
             fmt = _FLOAT_FORMATS[info]
             return struct.unpack(fmt, arg.to_bytes(struct.calcsize(fmt), "big"))[0]
         self.pos = start
-        raise self.fail(f"simple value {arg}: not part of the JSON data model", path)
+        raise self.fail(f"simple value {arg}: not part of the JSON data model", path, DATA_MODEL)
 
     def map(self, pairs: int, path: tuple[str | int, ...], depth: int) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -107,7 +120,9 @@ class _Reader:
             major, _info, arg = self.head(path)
             if major != 3:
                 self.pos = key_start
-                raise self.fail("map key is not a text string: expected text keys only", path)
+                raise self.fail(
+                    "map key is not a text string: expected text keys only", path, DATA_MODEL
+                )
             raw = self.take(arg, path)
             try:
                 key = raw.decode("utf-8")
@@ -116,7 +131,9 @@ class _Reader:
                 raise self.fail("invalid UTF-8 in a map key", path) from None
             if key in out:
                 self.pos = key_start
-                raise self.fail(f"duplicate key {key!r}: expected each key once", (*path, key))
+                raise self.fail(
+                    f"duplicate key {key!r}: expected each key once", (*path, key), DUPLICATE_KEY
+                )
             out[key] = self.item((*path, key), depth + 1)
         return out
 

@@ -5,7 +5,15 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from fib_quant_kv.codec.limits import MAX_DEPTH, MAX_INTEGER_DIGITS, check_size
+from fib_quant_kv.codec.limits import (
+    DATA_MODEL,
+    DEPTH_LIMIT,
+    DUPLICATE_KEY,
+    MALFORMED,
+    MAX_DEPTH,
+    MAX_INTEGER_DIGITS,
+    check_size,
+)
 from fib_quant_kv.errors import DecodeError, pointer
 
 _BOM = b"\xef\xbb\xbf"
@@ -61,7 +69,9 @@ def _parse_int(literal: str) -> int | float:
 
 
 def _reject_constant(name: str) -> Any:
-    raise DecodeError(f"{name} is not valid JSON: expected a plain integer or string value")
+    raise DecodeError(
+        f"{name} is not valid JSON: expected a plain integer or string value", rule=DATA_MODEL.id
+    )
 
 
 def _strict_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -170,7 +180,7 @@ def _check_depth(text: str) -> None:
         elif ch in "[{":
             depth += 1
             if depth > MAX_DEPTH:
-                raise DecodeError(f"nesting deeper than {MAX_DEPTH} levels")
+                raise DecodeError(f"nesting deeper than {MAX_DEPTH} levels", rule=DEPTH_LIMIT.id)
         elif ch in "]}":
             depth -= 1
 
@@ -179,11 +189,13 @@ def decode(data: bytes) -> Any:
     """Parse one strict JSON document into plain Python values (the JSON data model)."""
     check_size(data)
     if data.startswith(_BOM):
-        raise DecodeError("expected a JSON value, found a UTF-8 byte order mark")
+        raise DecodeError("expected a JSON value, found a UTF-8 byte order mark", rule=MALFORMED.id)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise DecodeError(f"invalid UTF-8 at byte {exc.start}: expected UTF-8 text") from None
+        raise DecodeError(
+            f"invalid UTF-8 at byte {exc.start}: expected UTF-8 text", rule=MALFORMED.id
+        ) from None
     # Only a document with more than one container can nest; one '{' is the flat v1 object.
     if text.count("[") + text.count("{") > 1:
         _check_depth(text)
@@ -193,15 +205,17 @@ def decode(data: bytes) -> Any:
         where = _locate_duplicate(text)
         key = where[-1] if where else dup.key
         raise DecodeError(
-            f"duplicate key {key!r}: expected each key once", pointer=pointer(*(where or ()))
+            f"duplicate key {key!r}: expected each key once",
+            pointer=pointer(*(where or ())),
+            rule=DUPLICATE_KEY.id,
         ) from None
     except json.JSONDecodeError as exc:
         what = _EXPLAINED.get(exc.msg, exc.msg)
         raise DecodeError(
-            f"malformed JSON at line {exc.lineno} column {exc.colno}: {what}"
+            f"malformed JSON at line {exc.lineno} column {exc.colno}: {what}", rule=MALFORMED.id
         ) from None
     except RecursionError:  # pragma: no cover - _check_depth refuses such input first
-        raise DecodeError(f"nesting deeper than {MAX_DEPTH} levels") from None
+        raise DecodeError(f"nesting deeper than {MAX_DEPTH} levels", rule=DEPTH_LIMIT.id) from None
     # serde_json refuses lone surrogate escapes; Python's json keeps them in the str.
     if "\\u" in text:
         surrogate = _find(value, str)
@@ -209,5 +223,6 @@ def decode(data: bytes) -> Any:
             raise DecodeError(
                 "lone UTF-16 surrogate escape: expected a valid Unicode scalar value",
                 pointer=pointer(*surrogate),
+                rule=MALFORMED.id,
             )
     return value

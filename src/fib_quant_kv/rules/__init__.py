@@ -1,68 +1,34 @@
-"""The semantic layer: the reference's cross-field and cross-document rules, on models or fields."""
+"""The reference's semantic rules: plain fields in, violations out, nothing else.
+
+Each module declares its contract's rules (`RULES`, with stable ids) beside the code that checks
+them. What runs first (decoding, the schema) and how the verdicts combine is decided in one
+place, fib_quant_kv.verdict.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, TypeAlias
+from typing import TypeAlias
 
-from fib_quant_kv.contracts import LAYOUT_SCHEMA, SHAPE_SCHEMA, contract_of
-from fib_quant_kv.errors import Violation
+from fib_quant_kv.codec.limits import DECODE_RULES
+from fib_quant_kv.contracts import LAYOUT_SCHEMA, SCHEMA_RULES, SHAPE_SCHEMA
+from fib_quant_kv.errors import Rule, Violation
+from fib_quant_kv.rules import geometry, layout, shape
 from fib_quant_kv.rules.geometry import GeometryFields, geometry_violations
 from fib_quant_kv.rules.layout import LayoutFields, layout_violations
 from fib_quant_kv.rules.shape import ShapeFields, shape_violations
 
-# The rules themselves need no model. The structural stage and the models (pydantic) are
-# imported inside the functions that take a model, so the hot path, which reads plain fields,
-# never imports them.
-if TYPE_CHECKING:
-    from fib_quant_kv.contracts import Document
-    from fib_quant_kv_models import KvTensorShapeV1
-
 # What the rules read: a model, or the hot path's plain values of one.
 DocumentFields: TypeAlias = ShapeFields | LayoutFields | GeometryFields
 
-__all__ = [
-    "DocumentFields",
-    "against_shape",
-    "collect_violations",
-    "merged",
-    "semantic_violations",
-    "shape_problems",
-    "validate",
-    "violations",
-]
+# Every rule of the data path, in the order a document meets them. The ids are part of the
+# public interface: tests pin the list, and renaming one is a breaking change.
+RULES: dict[str, Rule] = {
+    rule.id: rule
+    for rule in (*DECODE_RULES, *SCHEMA_RULES, *shape.RULES, *layout.RULES, *geometry.RULES)
+}
 
-
-def _shape_of(doc: Document, shape: KvTensorShapeV1 | None) -> KvTensorShapeV1 | None:
-    contract = contract_of(doc)
-    if not contract.needs_shape:
-        return None
-    if shape is None:
-        raise TypeError(
-            f"a {contract.kind} is validated against the shape it describes: pass shape="
-        )
-    from fib_quant_kv_models import KvTensorShapeV1
-
-    if not isinstance(shape, KvTensorShapeV1):
-        raise TypeError(f"shape must be a KvTensorShapeV1, got {type(shape).__name__}")
-    return shape
-
-
-def violations(doc: Document, shape: KvTensorShapeV1 | None = None) -> Iterator[Violation]:
-    """Lazily, every rule the document breaks, in the reference's order of checks.
-
-    A model built in code (model_construct, model_copy) skipped its schema, so the schema of
-    the model's own contract is checked again first: in the reference a u32 field cannot hold
-    -1 or 2^32, and the rules assume well-typed fields.
-    """
-    from fib_quant_kv.structure import check_structure
-
-    against = _shape_of(doc, shape)
-    found = check_structure(dict(doc), contract_of(doc))
-    shape_broken = shape_problems(against) if against is not None else []
-    if found.violations:
-        return iter(merged(found.violations, found.readable, against, shape_broken))
-    return semantic_violations(doc, against, shape_broken)
+__all__ = ["RULES", "DocumentFields", "against_shape", "broken_shape", "semantic_violations"]
 
 
 def semantic_violations(
@@ -76,37 +42,6 @@ def semantic_violations(
     return against_shape(doc, shape, shape_broken)
 
 
-def merged(
-    schema_broken: list[Violation],
-    readable: Document | None,
-    shape: ShapeFields | None,
-    shape_broken: list[Violation],
-) -> list[Violation]:
-    """The schema's violations first, then the rules' at places the schema did not name.
-
-    The rules run only on a document that broke nothing but bounds (`readable`), so the
-    reference's own first verdict is among those reported even where the schema states the
-    same bound, or states a bound the reference checks later than another rule.
-    """
-    if readable is None or (shape is None and readable.schema_version != SHAPE_SCHEMA):
-        return list(schema_broken)
-    named = {v.pointer for v in schema_broken}
-    extra = [
-        v for v in semantic_violations(readable, shape, shape_broken) if v.pointer not in named
-    ]
-    return [*schema_broken, *extra]
-
-
-def shape_problems(shape: KvTensorShapeV1) -> list[Violation]:
-    """Everything wrong with a shape, structure first; empty for a valid shape."""
-    from fib_quant_kv.structure import check_structure
-
-    found = check_structure(dict(shape), contract_of(shape))
-    if found.violations:
-        return merged(found.violations, found.readable, None, [])
-    return list(shape_violations(shape))
-
-
 def against_shape(
     doc: LayoutFields | GeometryFields, shape: ShapeFields, shape_broken: list[Violation]
 ) -> Iterator[Violation]:
@@ -117,23 +52,22 @@ def against_shape(
     # The reference validates the shape first and stops there if it is invalid: nothing about
     # the layout or geometry can be judged against a broken shape.
     if shape_broken:
-        return (
-            Violation(v.code, "", f"the shape is invalid at {v.pointer or '/'}: {v.message}")
-            for v in shape_broken
-        )
+        return iter(broken_shape(doc.schema_version, shape_broken))
     # The marker names the contract: the schema has been checked, so it is the contract's own.
     if doc.schema_version == LAYOUT_SCHEMA:
         return layout_violations(doc, shape)
     return geometry_violations(doc, shape)
 
 
-def collect_violations(doc: Document, shape: KvTensorShapeV1 | None = None) -> list[Violation]:
-    """Every rule the document breaks; the first is what `validate` raises."""
-    return list(violations(doc, shape))
-
-
-def validate(doc: Document, shape: KvTensorShapeV1 | None = None) -> None:
-    """Raise the first violation, schema before rules, as a typed error; or return None."""
-    first = next(violations(doc, shape), None)
-    if first is not None:
-        raise first.to_error()
+def broken_shape(marker: str, shape_broken: list[Violation]) -> list[Violation]:
+    """A layout's or geometry's verdict against a shape that breaks its own rules: each of the
+    shape's violations, in the shape's own category, under the document's shape_valid rule."""
+    rule = layout.SHAPE_VALID if marker == LAYOUT_SCHEMA else geometry.SHAPE_VALID
+    return [
+        rule.at(
+            "",
+            f"the shape is invalid{' at ' + v.pointer if v.pointer else ''}: {v.message}",
+            v.code,
+        )
+        for v in shape_broken
+    ]

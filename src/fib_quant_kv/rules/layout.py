@@ -7,13 +7,48 @@ from collections.abc import Iterator
 from typing import Final, Literal, Protocol
 
 from fib_quant_kv.contracts import LAYOUT_SCHEMA, SHAPE_SCHEMA
-from fib_quant_kv.errors import Violation
+from fib_quant_kv.errors import Rule, Violation
 from fib_quant_kv.rules.shape import ShapeFields
 
 STRIDE_FIELDS = ("batch_stride", "layer_stride", "head_stride", "token_stride", "dim_stride")
 _strides = operator.attrgetter(*STRIDE_FIELDS)
 CANONICAL_ORDER: Final = "batch_layer_head_token_dim"
 _NOT_CANONICAL = "only canonical contiguous kv layout is supported by the CPU reference codec"
+
+# The reference's Layout.validate_for_shape(shape), in its order (after decoding, the schema,
+# and the shape's own rules).
+SHAPE_VALID = Rule(
+    "layout.shape_valid",
+    ("corrupt_payload", "resource_limit_exceeded"),
+    3,
+    "The shape the layout is judged against is itself valid; nothing about the layout "
+    "can be judged against a broken shape. Reported with the shape's own category.",
+    breaks_shape={"attention_kind": "mha"},
+)
+MARKER = Rule(
+    "layout.schema_version",
+    ("corrupt_payload",),
+    4,
+    f"schema_version is {LAYOUT_SCHEMA}. In a document the schema's marker decides first; "
+    "only a model built in code can break this one.",
+)
+SHAPE_MARKER = Rule(
+    "layout.shape_schema_version",
+    ("corrupt_payload",),
+    5,
+    f"shape_schema_version is {SHAPE_SCHEMA}. In a document the schema's constant decides "
+    "first; only a model built in code can break this one.",
+)
+CANONICAL = Rule(
+    "layout.canonical",
+    ("corrupt_payload",),
+    6,
+    "The layout is exactly the canonical contiguous layout of its shape: order "
+    "batch_layer_head_token_dim, dim_stride 1, token_stride head_dim, head_stride tokens * "
+    "token_stride, layer_stride kv_heads * head_stride, batch_stride layers * layer_stride.",
+    breaks={"token_stride": 1},
+)
+RULES = (SHAPE_VALID, MARKER, SHAPE_MARKER, CANONICAL)
 
 
 class LayoutFields(Protocol):
@@ -56,21 +91,18 @@ def canonical_strides(shape: ShapeFields) -> dict[str, int]:
 def layout_violations(layout: LayoutFields, shape: ShapeFields) -> Iterator[Violation]:
     """Every rule the layout breaks against a valid shape, the reference's first verdict first."""
     if layout.schema_version != LAYOUT_SCHEMA:
-        yield Violation(
-            "corrupt_payload",
+        yield MARKER.at(
             "/schema_version",
             f"kv layout schema_version {layout.schema_version}, expected {LAYOUT_SCHEMA}",
         )
     if layout.shape_schema_version != SHAPE_SCHEMA:
-        yield Violation(
-            "corrupt_payload",
+        yield SHAPE_MARKER.at(
             "/shape_schema_version",
             f"kv layout shape schema mismatch: expected {SHAPE_SCHEMA}, "
             f"got {layout.shape_schema_version}",
         )
     if layout.order != CANONICAL_ORDER:
-        yield Violation(
-            "corrupt_payload",
+        yield CANONICAL.at(
             "/order",
             f"{_NOT_CANONICAL}: expected order batch_layer_head_token_dim, got {layout.order}",
         )
@@ -80,8 +112,4 @@ def layout_violations(layout: LayoutFields, shape: ShapeFields) -> Iterator[Viol
         return
     for (name, want), got in zip(canonical.items(), strides, strict=True):
         if got != want:
-            yield Violation(
-                "corrupt_payload",
-                f"/{name}",
-                f"{_NOT_CANONICAL}: expected {name} {want}, got {got}",
-            )
+            yield CANONICAL.at(f"/{name}", f"{_NOT_CANONICAL}: expected {name} {want}, got {got}")

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from typing import Final, Literal, Protocol
 
 from fib_quant_kv.contracts import SHAPE_SCHEMA
-from fib_quant_kv.errors import Violation
+from fib_quant_kv.errors import Rule, Violation
 
 U64_MAX = (1 << 64) - 1
 
@@ -23,6 +23,69 @@ NOT_APPLICABLE: Final = "not_applicable"
 # Rule 2 checks these in this order; the first zero is the reference's message.
 COUNT_FIELDS = ("batch", "layers", "kv_heads", "query_heads", "tokens", "head_dim")
 _counts = operator.attrgetter(*COUNT_FIELDS)
+
+# The reference's Shape.validate(), one rule per check, in its order (steps 3 to 9: decoding
+# and the schema come first).
+MARKER = Rule(
+    "shape.schema_version",
+    ("corrupt_payload",),
+    3,
+    f"schema_version is {SHAPE_SCHEMA}. In a document the schema's marker decides first; "
+    "only a model built in code can break this one.",
+)
+COUNTS_NONZERO = Rule(
+    "shape.counts_nonzero",
+    ("corrupt_payload",),
+    4,
+    "batch, layers, kv_heads, query_heads, tokens and head_dim are each greater than 0.",
+    breaks={"tokens": 0},
+)
+MHA_HEADS_EQUAL = Rule(
+    "shape.mha_heads_equal",
+    ("corrupt_payload",),
+    5,
+    "With attention_kind mha, query_heads equals kv_heads.",
+    breaks={"attention_kind": "mha"},
+)
+MQA_ONE_KV_HEAD = Rule(
+    "shape.mqa_one_kv_head",
+    ("corrupt_payload",),
+    6,
+    "With attention_kind mqa, kv_heads is 1.",
+    breaks={"attention_kind": "mqa"},
+)
+GROUPED_HEADS_DIVIDE = Rule(
+    "shape.grouped_heads_divide",
+    ("corrupt_payload",),
+    7,
+    "With attention_kind gqa or mqa, query_heads is a multiple of kv_heads (gqa with equal "
+    "counts is valid).",
+    breaks={"query_heads": 30},
+)
+ROPE_STATE_ROLE = Rule(
+    "shape.rope_state_role",
+    ("corrupt_payload",),
+    8,
+    "Keys are pre_rope or post_rope; values are not_applicable.",
+    breaks={"rope_state": "not_applicable"},
+)
+SIZE_OVERFLOW = Rule(
+    "shape.size_overflow",
+    ("resource_limit_exceeded",),
+    9,
+    "batch * layers * kv_heads * tokens, and that times head_dim, fit in an unsigned 64-bit "
+    "integer.",
+    breaks={"batch": 4294967295, "layers": 4294967295, "tokens": 4294967295},
+)
+RULES = (
+    MARKER,
+    COUNTS_NONZERO,
+    MHA_HEADS_EQUAL,
+    MQA_ONE_KV_HEAD,
+    GROUPED_HEADS_DIVIDE,
+    ROPE_STATE_ROLE,
+    SIZE_OVERFLOW,
+)
 
 
 class ShapeFields(Protocol):
@@ -63,8 +126,7 @@ def vector_count_unchecked(shape: ShapeFields) -> int:
 def shape_violations(shape: ShapeFields) -> Iterator[Violation]:
     """Every semantic rule the shape breaks, the reference's first verdict first."""
     if shape.schema_version != SHAPE_SCHEMA:
-        yield Violation(
-            "corrupt_payload",
+        yield MARKER.at(
             "/schema_version",
             f"kv shape schema_version {shape.schema_version}, expected {SHAPE_SCHEMA}",
         )
@@ -72,43 +134,35 @@ def shape_violations(shape: ShapeFields) -> Iterator[Violation]:
     if 0 in counts:  # one C-level test for the common case, names only when needed
         for name, count in zip(COUNT_FIELDS, counts, strict=True):
             if count == 0:
-                yield Violation("corrupt_payload", f"/{name}", f"kv shape {name} must be > 0")
+                yield COUNTS_NONZERO.at(f"/{name}", f"kv shape {name} must be > 0")
     kind = shape.attention_kind
     if kind == MHA and shape.query_heads != shape.kv_heads:
-        yield Violation(
-            "corrupt_payload",
+        yield MHA_HEADS_EQUAL.at(
             "/query_heads",
             f"mha requires query_heads == kv_heads, got {shape.query_heads} and {shape.kv_heads}",
         )
     if kind == MQA and shape.kv_heads != 1:
-        yield Violation(
-            "corrupt_payload", "/kv_heads", f"mqa requires kv_heads == 1, got {shape.kv_heads}"
-        )
+        yield MQA_ONE_KV_HEAD.at("/kv_heads", f"mqa requires kv_heads == 1, got {shape.kv_heads}")
     # A zero kv_heads is already reported above; the modulus is undefined for it.
     grouped = kind in (GQA, MQA)
     if grouped and shape.kv_heads != 0 and shape.query_heads % shape.kv_heads != 0:
-        yield Violation(
-            "corrupt_payload",
+        yield GROUPED_HEADS_DIVIDE.at(
             "/query_heads",
             f"{kind} requires query_heads to be a multiple of kv_heads, "
             f"got {shape.query_heads} and {shape.kv_heads}",
         )
     if shape.role == KEY and shape.rope_state == NOT_APPLICABLE:
-        yield Violation(
-            "corrupt_payload",
-            "/rope_state",
-            "key cache requires rope_state pre_rope or post_rope, got not_applicable",
+        yield ROPE_STATE_ROLE.at(
+            "/rope_state", "key cache requires rope_state pre_rope or post_rope, got not_applicable"
         )
     if shape.role == VALUE and shape.rope_state != NOT_APPLICABLE:
-        yield Violation(
-            "corrupt_payload",
+        yield ROPE_STATE_ROLE.at(
             "/rope_state",
             f"value cache requires rope_state not_applicable, got {shape.rope_state}",
         )
     vectors = vector_count_unchecked(shape)
     if vectors > U64_MAX or vectors * shape.head_dim > U64_MAX:
-        yield Violation(
-            "resource_limit_exceeded",
+        yield SIZE_OVERFLOW.at(
             "",
             "kv shape size overflow: batch * layers * kv_heads * tokens * head_dim "
             "must fit in an unsigned 64-bit integer",

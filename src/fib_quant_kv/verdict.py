@@ -1,0 +1,460 @@
+"""The verdict: decoding, then the schema, then the reference's rules, for bytes and for models.
+
+This module alone decides how the stages combine: which run, in which order, what is reported
+beside what, and what a caller may skip because it was proven already. Everything else in the
+package (derive, plan, the model-config readers, the CLI, sets of documents) asks it.
+
+A model this package proved (decoded, derived, or validated once) is remembered, so the next
+call that receives it does not validate it again. The memory is safe: it is keyed by the
+object's identity, holds it weakly, and keeps a snapshot of its field values, so a model built
+with `model_construct`, changed by `model_copy(update=...)`, or altered in place is checked
+afresh.
+"""
+
+from __future__ import annotations
+
+import functools
+import weakref
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from fib_quant_kv.codec import Encoding, decode_value, detect
+from fib_quant_kv.contracts import SHAPE_SCHEMA, Contract, Kind, contract_of
+from fib_quant_kv.digests import domain_digest, encode
+from fib_quant_kv.errors import FibQuantKvError, SchemaError, Violation
+from fib_quant_kv.fastpath import FastRead, read_cbor, read_json
+from fib_quant_kv.rules import DocumentFields, broken_shape, semantic_violations
+from fib_quant_kv.rules.shape import ShapeFields, shape_violations
+
+# A document the hot path reads goes from bytes to verdict without a model, so pydantic (the
+# models and the structural stage) is imported only where a document leaves the hot path or a
+# model is asked for: a CLI run over such documents starts without it.
+if TYPE_CHECKING:
+    from fib_quant_kv.contracts import Document
+    from fib_quant_kv.structure import Structure
+    from fib_quant_kv_models import KvTensorShapeV1
+
+D = TypeVar("D", bound="Document")
+
+__all__ = [
+    "Checker",
+    "Verdict",
+    "check",
+    "check_all",
+    "collect_violations",
+    "decode",
+    "digest",
+    "remember",
+    "shape_problems",
+    "validate",
+]
+
+
+# What is remembered of a proven model ------------------------------------------------------
+
+
+class _Proof:
+    """A model whose schema holds: its field values then, and what was learnt of it since."""
+
+    __slots__ = ("canonical", "own", "ref", "values")
+
+    def __init__(self, ref: weakref.ref[Any], values: tuple[object, ...]) -> None:
+        self.ref = ref
+        self.values = values
+        # Its canonical JSON, once known (the hot path knows it from the bytes).
+        self.canonical: bytes | None = None
+        # A shape's own rule violations, once run: they depend on nothing else.
+        self.own: list[Violation] | None = None
+
+
+_PROOFS: dict[int, _Proof] = {}
+
+
+def _forget(key: int, ref: weakref.ref[Any]) -> None:
+    proof = _PROOFS.get(key)
+    if proof is not None and proof.ref is ref:
+        del _PROOFS[key]
+
+
+def remember(model: D, canonical: bytes | None = None) -> D:
+    """Record that a model's schema holds (the caller has just proven it); returns the model."""
+    key = id(model)
+    proof = _Proof(
+        weakref.ref(model, functools.partial(_forget, key)), tuple(model.__dict__.values())
+    )
+    proof.canonical = canonical
+    _PROOFS[key] = proof
+    return model
+
+
+def _proof(model: Document) -> _Proof | None:
+    """What is remembered of this very model, unless it changed since."""
+    proof = _PROOFS.get(id(model))
+    if proof is None or proof.ref() is not model:
+        return None
+    if proof.values != tuple(model.__dict__.values()):
+        return None
+    return proof
+
+
+def _prove(model: Document) -> tuple[_Proof | None, Structure | None]:
+    """The model's proof, checking its schema first if it has none (and remembering a pass)."""
+    proof = _proof(model)
+    if proof is not None:
+        return proof, None
+    from fib_quant_kv.structure import check_structure
+
+    contract = contract_of(model)
+    # A model built in code (model_construct, model_copy) skipped its schema: in the reference
+    # a u32 field cannot hold -1 or 2^32, and the rules assume well-typed fields.
+    found = check_structure(dict(model), contract)
+    if found.violations:
+        return None, found
+    remember(model)
+    return _proof(model), None
+
+
+# Models ------------------------------------------------------------------------------------
+
+
+def shape_problems(shape: KvTensorShapeV1) -> list[Violation]:
+    """Everything wrong with a shape, schema first; empty for a valid shape. Run once a shape."""
+    proof, found = _prove(shape)
+    if proof is None:
+        assert found is not None
+        return merged(found, None, [])
+    if proof.own is None:
+        proof.own = list(shape_violations(shape))
+    return proof.own
+
+
+def _shape_of(doc: Document, shape: KvTensorShapeV1 | None) -> KvTensorShapeV1 | None:
+    contract = contract_of(doc)
+    if not contract.needs_shape:
+        return None
+    if shape is None:
+        raise TypeError(
+            f"a {contract.kind} is validated against the shape it describes: pass shape="
+        )
+    from fib_quant_kv_models import KvTensorShapeV1
+
+    if not isinstance(shape, KvTensorShapeV1):
+        raise TypeError(f"shape must be a KvTensorShapeV1, got {type(shape).__name__}")
+    return shape
+
+
+def _violations(
+    doc: Document, shape: KvTensorShapeV1 | None
+) -> tuple[list[Violation], _Proof | None]:
+    """Every violation of a model, and its proof when its schema holds."""
+    against = _shape_of(doc, shape)
+    if against is None and doc.schema_version == SHAPE_SCHEMA:
+        own = shape_problems(doc)  # the marker narrows doc to a shape
+        return list(own), _proof(doc)
+    shape_broken = shape_problems(against) if against is not None else []
+    proof, structure = _prove(doc)
+    if structure is not None:
+        return merged(structure, against, shape_broken), None
+    return list(semantic_violations(doc, against, shape_broken)), proof
+
+
+def collect_violations(doc: Document, shape: KvTensorShapeV1 | None = None) -> list[Violation]:
+    """Every rule the document breaks, schema first; the first is what `validate` raises."""
+    return _violations(doc, shape)[0]
+
+
+def validate(doc: Document, shape: KvTensorShapeV1 | None = None) -> None:
+    """Raise the first violation, schema before rules, as a typed error; or return None."""
+    found = _violations(doc, shape)[0]
+    if found:
+        raise found[0].to_error()
+
+
+def digest(doc: Document, shape: KvTensorShapeV1 | None = None, encoding: Encoding = "json") -> str:
+    """Validate, then digest the canonical bytes. The JSON digest is the reference's."""
+    found, proof = _violations(doc, shape)
+    if found:
+        raise found[0].to_error()
+    assert proof is not None  # a model without violations has been proven
+    marker = contract_of(doc).marker
+    if encoding != "json":
+        return domain_digest(marker, encode(doc, encoding))
+    if proof.canonical is None:
+        proof.canonical = encode(doc)
+    return domain_digest(marker, proof.canonical)
+
+
+def merged(
+    found: Structure, shape: ShapeFields | None, shape_broken: list[Violation]
+) -> list[Violation]:
+    """The schema's violations first, then the reference's own verdict where it can be had.
+
+    The rules run only on a document that broke nothing but bounds (`found.readable`), at
+    places the schema did not name, so the reference's first verdict is among those reported
+    even where the schema states the same bound. Whatever else is wrong, a layout or geometry
+    against a broken shape reports the shape: the reference checks it before anything else.
+    """
+    contract, schema_broken, readable = found.contract, found.violations, found.readable
+    if contract is not None and contract.needs_shape:
+        if shape is None:
+            return list(schema_broken)
+        if shape_broken:
+            return [*schema_broken, *broken_shape(contract.marker, shape_broken)]
+    if readable is None:
+        return list(schema_broken)
+    named = {v.pointer for v in schema_broken}
+    extra = [
+        v for v in semantic_violations(readable, shape, shape_broken) if v.pointer not in named
+    ]
+    return [*schema_broken, *extra]
+
+
+# Bytes -------------------------------------------------------------------------------------
+
+
+def _fast(data: bytes, encoding: Encoding) -> FastRead | None:
+    return read_json(data) if encoding == "json" else read_cbor(data)
+
+
+def decode(data: bytes, encoding: Encoding | None = None) -> Document:
+    """Strictly decode one JSON or CBOR document (detected from the bytes) into its model.
+
+    Raises DecodeError when the bytes are not one well-formed document, SchemaError when the
+    document breaks its schema. Semantic rules are `validate`'s; the model is remembered as
+    proven, so `validate` and `digest` do not check its schema again.
+    """
+    fast = _fast(data, encoding or detect(data))
+    if fast is not None:
+        contract, _, canonical = fast
+        return remember(contract.model.model_validate_json(canonical), canonical)
+    from fib_quant_kv.structure import check_structure
+
+    found = check_structure(decode_value(data, encoding))
+    if found.model is None:
+        raise found.violations[0].to_error()
+    return remember(found.model)
+
+
+def _shape_class() -> type[KvTensorShapeV1]:
+    from fib_quant_kv_models import KvTensorShapeV1
+
+    return KvTensorShapeV1
+
+
+def not_a_shape(marker: str) -> SchemaError:
+    """The error for a document given as a shape that is another contract."""
+    return SchemaError(
+        f"expected a {SHAPE_SCHEMA} (a shape), got a {marker}",
+        pointer="/schema_version",
+        rule="schema.marker",
+    )
+
+
+class Verdict:
+    """Everything known about one document after the data path has run as far as it can."""
+
+    __slots__ = (
+        "_canonical",
+        "_document",
+        "digest",
+        "kind",
+        "rules_run",
+        "shape_digest",
+        "violations",
+    )
+
+    def __init__(
+        self,
+        kind: Kind | None = None,
+        document: Document | None = None,
+        violations: list[Violation] | None = None,
+        digest: str | None = None,
+        rules_run: bool = False,
+        shape_digest: str | None = None,
+    ) -> None:
+        self.kind = kind
+        self._document = document
+        # The contract and canonical JSON of a document the hot path read without a model.
+        self._canonical: tuple[Contract, bytes] | None = None
+        self.violations = [] if violations is None else violations
+        self.digest = digest
+        # Whether the reference's rules ran: not for undecodable bytes, nor for a layout or
+        # geometry that came without a shape.
+        self.rules_run = rules_run
+        # The digest of the shape a layout or geometry was judged against.
+        self.shape_digest = shape_digest
+
+    @property
+    def shape_checked(self) -> bool:
+        """Whether the rules ran (for a layout or geometry: against a shape)."""
+        return self.rules_run
+
+    @property
+    def document(self) -> Document | None:
+        """The model of the document, if its structure is valid (built on first use)."""
+        if self._document is None and self._canonical is not None:
+            contract, canonical = self._canonical
+            self._document = remember(contract.model.model_validate_json(canonical), canonical)
+        return self._document
+
+    @property
+    def valid(self) -> bool:
+        """No violation found and every check run (a digest exists exactly then)."""
+        return not self.violations and self.rules_run
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Verdict):
+            return NotImplemented
+        mine = (self.kind, self.violations, self.digest, self.rules_run, self.shape_digest)
+        theirs = (other.kind, other.violations, other.digest, other.rules_run, other.shape_digest)
+        return mine == theirs and self.document == other.document
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, as a dataclass with eq would be
+
+    def __repr__(self) -> str:
+        return (
+            f"Verdict(kind={self.kind!r}, document={self.document!r}, "
+            f"violations={self.violations!r}, digest={self.digest!r}, "
+            f"rules_run={self.rules_run!r}, shape_digest={self.shape_digest!r})"
+        )
+
+
+class Checker:
+    """Checks many documents against one shape, validating that shape once."""
+
+    __slots__ = ("_shape", "_shape_broken", "_shape_canonical", "_shape_digest", "_shape_model")
+
+    def __init__(self, shape: KvTensorShapeV1 | None = None) -> None:
+        # What the rules read of the shape: its model, or (from for_shape) its plain fields.
+        self._shape: ShapeFields | None = shape
+        self._shape_model = shape
+        self._shape_canonical: bytes | None = None
+        self._shape_broken: list[Violation] = []
+        self._shape_digest: str | None = None
+        if shape is not None:
+            if not isinstance(shape, _shape_class()):
+                raise TypeError(f"shape must be a KvTensorShapeV1, got {type(shape).__name__}")
+            self._shape_broken = shape_problems(shape)
+            if not self._shape_broken:
+                self._shape_digest = digest(shape)
+
+    @classmethod
+    def for_shape(cls, data: bytes, encoding: Encoding | None = None) -> Checker:
+        """A checker for the shape these bytes encode, which must be a valid shape.
+
+        Raises what `decode` raises, a SchemaError when the document is not a shape, or the
+        shape's first rule violation. A shape the hot path reads is kept as plain fields, so
+        checking documents against it builds no model unless `shape` is asked for.
+        """
+        encoding = encoding or detect(data)
+        fast = _fast(data, encoding)
+        if fast is None:
+            model = decode(data, encoding)
+            if not isinstance(model, _shape_class()):
+                raise not_a_shape(model.schema_version)
+            checker = cls(model)
+        else:
+            contract, fields, canonical = fast
+            if fields.schema_version != SHAPE_SCHEMA:
+                raise not_a_shape(contract.marker)
+            checker = cls()
+            checker._shape, checker._shape_canonical = fields, canonical
+            checker._shape_broken = list(shape_violations(fields))
+            checker._shape_digest = domain_digest(SHAPE_SCHEMA, canonical)
+        if checker._shape_broken:
+            raise checker._shape_broken[0].to_error()
+        return checker
+
+    @property
+    def shape(self) -> KvTensorShapeV1 | None:
+        """The shape layouts and geometries are checked against, if any (built on first use)."""
+        if self._shape_model is None and self._shape_canonical is not None:
+            canonical = self._shape_canonical
+            model = _shape_class().model_validate_json(canonical)
+            self._shape_model = remember(model, canonical)
+        return self._shape_model
+
+    @property
+    def shape_digest(self) -> str | None:
+        """The digest of the shape, when there is a valid one."""
+        return self._shape_digest
+
+    def check(self, data: bytes, encoding: Encoding | None = None) -> Verdict:
+        """Run bytes through every stage and report, never raise, what each stage found.
+
+        A layout or geometry without a shape gets the checks that need none (decoding and its
+        schema); its verdict says the rules were not run, and it has no digest.
+        """
+        encoding = encoding or detect(data)
+        # The readers called directly, not through _fast: this is the per-document loop.
+        fast = read_json(data) if encoding == "json" else read_cbor(data)
+        if fast is not None:
+            return self._judge(*fast)
+        try:
+            value = decode_value(data, encoding)
+        except FibQuantKvError as exc:
+            return Verdict(violations=[exc.violation])
+        from fib_quant_kv.structure import check_structure
+
+        found = check_structure(value)
+        if found.model is not None:
+            assert found.contract is not None  # a model is always of a contract
+            model = remember(found.model)
+            return self._judge(found.contract, model, encode(model), model)
+        contract = found.contract
+        if contract is None:
+            return Verdict(None, violations=found.violations)
+        violations = merged(found, self._shape, self._shape_broken)
+        # merged consults the rules for a document that broke only bounds, given its shape.
+        has_shape = not contract.needs_shape or self._shape is not None
+        ran = found.readable is not None and has_shape
+        against = self._shape_digest if contract.needs_shape else None
+        return Verdict(contract.kind, None, violations, rules_run=ran, shape_digest=against)
+
+    def _judge(
+        self,
+        contract: Contract,
+        fields: DocumentFields,
+        canonical: bytes,
+        model: Document | None = None,
+    ) -> Verdict:
+        """The semantic rules and the digest of a structurally valid document.
+
+        The hot path gives plain fields and no model: the verdict builds one from the
+        canonical JSON only if its document is asked for.
+        """
+        if fields.schema_version == SHAPE_SCHEMA:
+            violations = list(shape_violations(fields))
+            against = None
+        elif self._shape is None:
+            verdict = Verdict(contract.kind, model)
+            if model is None:
+                verdict._canonical = contract, canonical
+            return verdict
+        else:
+            violations = list(semantic_violations(fields, self._shape, self._shape_broken))
+            against = self._shape_digest
+        found = None if violations else domain_digest(contract.marker, canonical)
+        verdict = Verdict(contract.kind, model, violations, found, True, against)
+        if model is None:
+            verdict._canonical = contract, canonical
+        return verdict
+
+    def check_all(self, documents: Iterable[bytes]) -> Iterator[Verdict]:
+        """Verdicts for many documents, lazily: memory stays flat in their number."""
+        for data in documents:
+            yield self.check(data)
+
+
+def check(
+    data: bytes, shape: KvTensorShapeV1 | None = None, encoding: Encoding | None = None
+) -> Verdict:
+    """The verdict on one document; see Checker.check."""
+    return Checker(shape).check(data, encoding)
+
+
+def check_all(
+    documents: Iterable[bytes], shape: KvTensorShapeV1 | None = None
+) -> Iterator[Verdict]:
+    """Verdicts for many documents against one shape, lazily; the shape is validated once."""
+    return Checker(shape).check_all(documents)
