@@ -57,22 +57,27 @@ def test_json_and_cbor_of_a_document_share_one_digest(capsys: pytest.CaptureFixt
     assert all(len(digests) == 1 for digests in by_name.values())
 
 
-def test_without_a_shape_layouts_say_the_shape_checks_did_not_run(
+def test_without_a_shape_layouts_are_judged_against_the_shape_named_like_them(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     code, out, _ = run(capsys, "validate", "--format", "json", str(EXAMPLES))
     assert code == 0
     assert len(records(out)) == 10
     for rec in records(out):
+        assert rec["digest"] is not None
+        assert rec["shape_checked"] is True
+        own = Path(rec["path"]).suffix
+        shapes = [Path(s["path"]).name for s in rec["shapes"]]
         if rec["kind"] == "shape":
-            assert rec["digest"] is not None
-            assert rec["shape_checked"] is True
+            assert shapes == []
+        elif rec["kind"] == "layout":
+            assert shapes == [Path(rec["path"]).name.replace("layout", "shape")]
         else:
-            assert rec["digest"] is None
-            assert rec["shape_checked"] is False
+            assert shapes == [f"key_shape{own}", f"value_shape{own}"]
     code, out, _ = run(capsys, "validate", str(EXAMPLES / "key_layout.json"))
     assert code == 0
-    assert "shape rules not run" in out
+    assert "valid layout blake3:72f96f28" in out
+    assert f"against {EXAMPLES / 'key_shape.json'} blake3:cdb431e2" in out
 
 
 def test_cli_agrees_with_the_library_on_every_vector(
@@ -207,12 +212,23 @@ def test_digest_prints_the_digest_alone(capsys: pytest.CaptureFixture[str]) -> N
     assert out_cbor != out
 
 
-def test_digest_of_a_layout_without_shape_is_a_usage_error(
-    capsys: pytest.CaptureFixture[str],
+def test_digest_of_a_layout_finds_its_shape_or_exits_1(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    code, _, err = run(capsys, "digest", str(EXAMPLES / "key_layout.json"))
-    assert code == 2
-    assert "shape" in err
+    code, out, _ = run(capsys, "digest", str(EXAMPLES / "key_layout.json"))
+    assert (code, out) == (
+        0,
+        fqk.digest(
+            fqk.decode((EXAMPLES / "key_layout.json").read_bytes()),
+            fqk.decode(Path(KEY_SHAPE).read_bytes()),
+        )
+        + "\n",
+    )  # type: ignore[arg-type]
+    alone = write(tmp_path / "strides.json", (EXAMPLES / "key_layout.json").read_bytes())
+    code, _, err = run(capsys, "digest", alone)
+    assert code == 1
+    assert f"{alone}::: a layout is judged against its shape: no shape: strides.json" in err
+    assert "pass --shape FILE" in err
 
 
 def test_digest_of_an_invalid_document_exits_1(
@@ -285,9 +301,10 @@ def test_an_invalid_shape_argument_exits_1(
     code, _, err = run(capsys, "layout", shape)
     assert code == 1
     assert f"{shape}::/query_heads: mha requires" in err
-    code, _, err = run(capsys, "layout", str(EXAMPLES / "key_layout.json"))
+    layout = str(EXAMPLES / "key_layout.json")
+    code, _, err = run(capsys, "layout", layout)
     assert code == 1
-    assert "--shape expects a fib_quant_kv_tensor_shape_v1" in err
+    assert f"{layout}::/schema_version: expected a fib_quant_kv_tensor_shape_v1 (a shape)" in err
     code, _, err = run(capsys, "validate", "--shape", shape, KEY_SHAPE)
     assert code == 1
     assert f"{shape}::/query_heads: mha requires" in err
@@ -300,13 +317,14 @@ def test_an_invalid_shape_argument_exits_1(
 def test_schema_lists_and_prints(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "schema")
     assert code == 0
-    assert [line.split("\t")[0] for line in out.splitlines()] == fqk.markers()
+    listed = [line.split("\t")[0] for line in out.splitlines()]
+    assert listed == [*fqk.markers(), "fib_quant_kv_contract_set_v1"]
     code, out, _ = run(capsys, "schema", "fib_quant_kv_page_geometry_v1")
     assert code == 0
     assert json.loads(out)["title"] == "KvPageGeometryV1"
     code, _, err = run(capsys, "schema", "fib_quant_kv_page_geometry_v9")
     assert code == 2
-    assert "unknown schema marker" in err
+    assert "unknown schema 'fib_quant_kv_page_geometry_v9'" in err
 
 
 def test_python_dash_m_runs_the_same_cli_without_traceback(tmp_path: Path) -> None:
@@ -398,9 +416,8 @@ def test_documents_the_hot_path_reads_are_validated_without_pydantic() -> None:
 
     found = validate(str(EXAMPLES))
     assert len(found) == 10
-    assert all(r["errors"] == [] for r in found)
-    assert sorted(r["kind"] for r in found if r["digest"]) == ["shape"] * 4
-    assert all(r["shape_checked"] == (r["kind"] == "shape") for r in found)
+    assert all(r["errors"] == [] and r["digest"] and r["shape_checked"] for r in found)
+    assert sum(bool(r["shapes"]) for r in found) == 6  # layouts and geometries, paired
     found = validate("--shape", str(EXAMPLES / "key_shape.cbor"), str(EXAMPLES))
     assert len(found) == 10
     assert all(r["errors"] == [] and r["digest"] for r in found)

@@ -147,17 +147,21 @@ def test_a_directory_of_hostile_files_is_walked_to_the_end(
 ) -> None:
     special_files(tmp_path)
     (tmp_path / "good.json").write_bytes(GOOD.read_bytes())
+    (tmp_path / "empty_shape.json").write_bytes(b"")
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub" / "up").symlink_to(tmp_path)  # a directory loop, never followed
     code = main(["validate", "--format", "json", str(tmp_path)])
     out, _ = capsys.readouterr()
     paths = [Path(r["path"]) for r in map(json.loads, out.splitlines())]
     records = {Path(r["path"]).name: r for r in map(json.loads, out.splitlines())}
-    assert code == 1  # empty.json and notes.json are invalid documents
+    assert code == 1  # fifo.json and loop_a.json cannot be read; empty_shape.json is invalid
     assert records["good.json"]["valid"] is True
     assert records["fifo.json"]["errors"][0]["code"] == "unreadable"
     assert records["loop_a.json"]["errors"][0]["code"] == "unreadable"
-    assert records["empty.json"]["errors"][0]["code"] == "decode"
+    # Named like a contract, an empty file is judged; unnamed and unmarked ones are skipped.
+    assert records["empty_shape.json"]["errors"][0]["code"] == "decode"
+    assert "empty.json" not in records
+    assert "notes.json" not in records
     # Each file once, none reached through sub/up: the loop was not followed.
     assert len(paths) == len(records)
     assert not any("up" in p.relative_to(tmp_path).parts for p in paths)

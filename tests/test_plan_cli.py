@@ -17,7 +17,17 @@ CONFIGS = DATA / "hf_configs"
 LLAMA = str(CONFIGS / "llama-3.1-8b.json")
 DEEPSEEK = str(CONFIGS / "deepseek-v2-lite.json")
 NAMES = ["key_shape", "key_layout", "value_shape", "value_layout", "page_geometry"]
-HEADER = ["cache", "elements", "source bytes", "raw f32 bytes", "pages", "encoded", "ratio"]
+HEADER = [
+    "cache",
+    "elements",
+    "source bytes",
+    "raw f32 bytes",
+    "pages per stream",
+    "pages in cache",
+    "encoded",
+    "ratio",
+]
+SET_FILE = "fib-quant-kv-set.json"
 
 
 def digest_lines(out: str) -> dict[str, str]:
@@ -54,6 +64,7 @@ def expected_row(size: CacheSize) -> list[str]:
         f"{size.elements:,}",
         human(size.source_bytes),
         human(size.raw_f32_bytes),
+        "-" if size.pages_per_stream is None else f"{size.pages_per_stream:,}",
         "-" if size.pages is None else f"{size.pages:,}",
         "-" if size.encoded_bytes is None else human(size.encoded_bytes),
         "-" if size.compression is None else f"{size.compression:.2f}x",
@@ -90,9 +101,13 @@ def test_plan_writes_what_the_library_computes(
     plan = plan_from_hf_config(
         LLAMA, tokens=1000, batch=2, tokens_per_page=256, encoded_block_bytes=72
     )
-    assert sorted(p.name for p in out_dir.iterdir()) == sorted(f"{n}.{fmt}" for n in NAMES)
+    assert sorted(p.name for p in out_dir.iterdir()) == sorted(
+        [SET_FILE, *(f"{n}.{fmt}" for n in NAMES)]
+    )
     printed = digest_lines(out)
+    set_digest = printed.pop(str(out_dir / SET_FILE))
     assert printed == {str(out_dir / f"{n}.{fmt}"): plan.digests[n] for n in NAMES}
+    assert json.loads((out_dir / SET_FILE).read_text())["digest"] == set_digest
     for name in NAMES:
         data = (out_dir / f"{name}.{fmt}").read_bytes()
         doc = plan.documents[name]
@@ -108,6 +123,12 @@ def test_plan_writes_what_the_library_computes(
     assert code == 0, out + err
     records = [json.loads(line) for line in out.splitlines()]
     assert len(records) == len(NAMES)
+    # And with no --shape, through the set file plan wrote, which it checks too.
+    code, out, err = run(capsys, "validate", "--format", "json", str(out_dir))
+    assert code == 0, out + err
+    paired = [json.loads(line) for line in out.splitlines()]
+    assert [r["path"] for r in paired].count(str(out_dir / SET_FILE)) == 1
+    assert all(r["valid"] for r in paired)
     for record in records:
         assert record["valid"] is True
         assert record["shape_checked"] is True
@@ -122,7 +143,10 @@ def test_plan_writes_what_the_library_computes(
     for line in lines:
         path, rest = line.split(": ", 1)
         assert rest.startswith("valid ")
-        assert rest.endswith(plan.digests[Path(path).stem])
+        # `valid KIND DIGEST`, and for a layout or geometry ` against SHAPE SHAPE_DIGEST`.
+        assert rest.split()[2] == plan.digests[Path(path).stem]
+        if "_shape." not in path:
+            assert rest.endswith(f"against {key_shape} {plan.digests['key_shape']}")
 
 
 def test_json_and_cbor_plans_print_the_same_digests(
@@ -236,7 +260,15 @@ def test_memory_table_of_llama_at_8192_tokens(capsys: pytest.CaptureFixture[str]
     rows = table(out)
     assert [row[0] for row in rows] == ["cache", "key", "value"]
     for row in rows[1:]:
-        assert row[1:] == ["268,435,456", "512.0 MiB", "1.0 GiB", "8,192", "144.0 MiB", "3.56x"]
+        assert row[1:] == [
+            "268,435,456",
+            "512.0 MiB",
+            "1.0 GiB",
+            "32",
+            "8,192",
+            "144.0 MiB",
+            "3.56x",
+        ]
 
 
 def test_memory_table_without_geometry_has_dashes(capsys: pytest.CaptureFixture[str]) -> None:
@@ -247,7 +279,7 @@ def test_memory_table_without_geometry_has_dashes(capsys: pytest.CaptureFixture[
     assert len(rows) == 3
     for row in rows[1:]:
         assert row[1:4] == ["268,435,456", "512.0 MiB", "1.0 GiB"]
-        assert row[4:] == ["-", "-", "-"]
+        assert row[4:] == ["-", "-", "-", "-"]
 
 
 # Refusals -------------------------------------------------------------------------------------

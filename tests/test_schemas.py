@@ -44,7 +44,12 @@ RELEASED_SCHEMA_SHA256: dict[str, str] = {
     "fib_quant_kv_tensor_shape_v1.schema.json": (
         "ecbc4b5f1ca8013ebca706007a1f138bae1500e46b47f43b0e01134df3a56c98"
     ),
+    # The project's own set file, beside the contracts (not a contract: no schema_version).
+    "fib_quant_kv_contract_set_v1.schema.json": (
+        "daa0b8d88aa813bb97d5209a18468a9331e1fb091fd631fdca44973514ac589a"
+    ),
 }
+SET_SCHEMA_FILE = "fib_quant_kv_contract_set_v1.schema.json"
 
 # CONTRACT.md section 1, table by table: (field, type). A type is "u32" or "u64", a tuple of
 # enum values in the contract's order, or ("const", marker) for a string that must be a marker.
@@ -160,7 +165,8 @@ def _field_cases(kind: str) -> list[Any]:
 
 def test_markers_are_the_contracts() -> None:
     assert fib_quant_kv.markers() == MARKERS
-    assert sorted(f"{m}.schema.json" for m in MARKERS) == sorted(RELEASED_SCHEMA_SHA256)
+    contracts_pinned = sorted(set(RELEASED_SCHEMA_SHA256) - {SET_SCHEMA_FILE})
+    assert sorted(f"{m}.schema.json" for m in MARKERS) == contracts_pinned
 
 
 @pytest.mark.parametrize("marker", MARKERS)
@@ -360,8 +366,8 @@ def test_json_schema_validator_resolves_everything_offline(
 
 def _schema_type_names() -> set[str]:
     names = set()
-    for marker in MARKERS:
-        root = fib_quant_kv.schema(marker)
+    for name in (*MARKERS, SET_SCHEMA_FILE.removesuffix(".schema.json")):
+        root = json.loads(fib_quant_kv.schema_text(name))
         names.add(root["title"])
         names.update(d["title"] for d in root.get("$defs", {}).values())
     return names
@@ -376,7 +382,9 @@ def test_models_package_exports_every_model_and_enum() -> None:
         assert issubclass(model, BaseModel)
         assert contracts.CONTRACTS[marker].model is model
         assert getattr(fib_quant_kv, model.__name__) is model
-    for name in expected - set(CONTRACT_TITLES.values()):
+    # The set file's types stay in fib_quant_kv_models; fib_quant_kv exports the set API.
+    set_types = {"ContractSetV1", "SetEntry", "SetRole", "SetDocumentKind"}
+    for name in expected - set(CONTRACT_TITLES.values()) - set_types:
         enum = getattr(fib_quant_kv_models, name)
         assert issubclass(enum, StrEnum)
         assert getattr(fib_quant_kv, name) is enum

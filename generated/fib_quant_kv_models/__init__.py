@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from .fib_quant_kv_cache_layout_v1_schema import KvCacheLayoutV1, KvLayoutOrder
+from .fib_quant_kv_contract_set_v1_schema import ContractSetV1, SetDocumentKind, SetEntry, SetRole
 from .fib_quant_kv_page_geometry_v1_schema import KvPageGeometryV1
 from .fib_quant_kv_tensor_shape_v1_schema import (
     KvAttentionKind,
@@ -14,6 +15,7 @@ from .fib_quant_kv_tensor_shape_v1_schema import (
 )
 
 __all__ = [
+    "ContractSetV1",
     "KvAttentionKind",
     "KvCacheLayoutV1",
     "KvDtype",
@@ -22,4 +24,7 @@ __all__ = [
     "KvRole",
     "KvRopeState",
     "KvTensorShapeV1",
+    "SetDocumentKind",
+    "SetEntry",
+    "SetRole",
 ]

@@ -33,10 +33,12 @@ if TYPE_CHECKING:
         ResourceLimitExceeded,
         Rule,
         SchemaError,
+        SetError,
         Violation,
     )
     from fib_quant_kv.hf_config import shape_from_hf_config
-    from fib_quant_kv.rules import RULES
+    from fib_quant_kv.reference import RULES
+    from fib_quant_kv.sets import Finding, create_set, validate_documents, validate_paths
     from fib_quant_kv.verdict import (
         Checker,
         Verdict,
@@ -48,6 +50,7 @@ if TYPE_CHECKING:
         validate,
     )
     from fib_quant_kv_models import (
+        ContractSetV1,
         KvAttentionKind,
         KvCacheLayoutV1,
         KvDtype,
@@ -62,6 +65,12 @@ if TYPE_CHECKING:
 # for pydantic, jsonschema or the codecs until something needs them.
 _EXPORTS: dict[str, str] = {
     "ArrayMismatch": "fib_quant_kv.errors",
+    "ContractSetV1": "fib_quant_kv_models",
+    "Finding": "fib_quant_kv.sets",
+    "SetError": "fib_quant_kv.errors",
+    "create_set": "fib_quant_kv.sets",
+    "validate_documents": "fib_quant_kv.sets",
+    "validate_paths": "fib_quant_kv.sets",
     "Checker": "fib_quant_kv.verdict",
     "ConfigError": "fib_quant_kv.errors",
     "CorruptPayload": "fib_quant_kv.errors",
@@ -78,7 +87,7 @@ _EXPORTS: dict[str, str] = {
     "KvRole": "fib_quant_kv_models",
     "KvRopeState": "fib_quant_kv_models",
     "KvTensorShapeV1": "fib_quant_kv_models",
-    "RULES": "fib_quant_kv.rules",
+    "RULES": "fib_quant_kv.reference",
     "ResourceLimitExceeded": "fib_quant_kv.errors",
     "Rule": "fib_quant_kv.errors",
     "SchemaError": "fib_quant_kv.errors",
@@ -109,12 +118,14 @@ __all__ = [
     "ArrayMismatch",
     "Checker",
     "ConfigError",
+    "ContractSetV1",
     "CorruptPayload",
     "DecodeError",
     "DependencyUnsupported",
     "Document",
     "Encoding",
     "FibQuantKvError",
+    "Finding",
     "KvAttentionKind",
     "KvCacheLayoutV1",
     "KvDtype",
@@ -126,6 +137,7 @@ __all__ = [
     "ResourceLimitExceeded",
     "Rule",
     "SchemaError",
+    "SetError",
     "Verdict",
     "Violation",
     "canonical_layout",
@@ -133,6 +145,7 @@ __all__ = [
     "check_all",
     "check_array",
     "collect_violations",
+    "create_set",
     "decode",
     "digest",
     "element_count",
@@ -145,6 +158,8 @@ __all__ = [
     "schema_text",
     "shape_from_hf_config",
     "validate",
+    "validate_documents",
+    "validate_paths",
     "vector_count",
 ]
 

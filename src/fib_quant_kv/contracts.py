@@ -45,11 +45,6 @@ class Contract:
         model: type[Document] = getattr(_models(), self.model_name)
         return model
 
-    @property
-    def schema_file(self) -> str:
-        """The name of the schema file, in schemas/ and inside the package."""
-        return f"{self.marker}.schema.json"
-
 
 CONTRACTS: dict[str, Contract] = {
     c.marker: c
@@ -98,9 +93,10 @@ def contract_of(doc: Document) -> Contract:
 
 
 def schema_text(marker: str) -> str:
-    """The shipped JSON Schema of a marker, exactly as released."""
-    contract = CONTRACTS[marker]
-    return (resources.files("fib_quant_kv") / "schemas" / contract.schema_file).read_text("utf-8")
+    """The shipped JSON Schema of a contract's marker (or the set file's), exactly as released."""
+    return (resources.files("fib_quant_kv") / "schemas" / f"{marker}.schema.json").read_text(
+        "utf-8"
+    )
 
 
 @cache

@@ -14,6 +14,7 @@ ErrorCode = Literal[
     "resource_limit_exceeded",
     "config",
     "array_mismatch",
+    "set",
 ]
 
 
@@ -153,6 +154,12 @@ class ArrayMismatch(FibQuantKvError):
     code = "array_mismatch"
 
 
+class SetError(FibQuantKvError):
+    """A set of documents that does not hold together: its set file, a binding, a digest."""
+
+    code = "set"
+
+
 ERROR_TYPES: dict[ErrorCode, type[FibQuantKvError]] = {
     cls.code: cls
     for cls in (
@@ -163,5 +170,6 @@ ERROR_TYPES: dict[ErrorCode, type[FibQuantKvError]] = {
         ResourceLimitExceeded,
         ConfigError,
         ArrayMismatch,
+        SetError,
     )
 }

@@ -25,6 +25,9 @@ class CacheSize:
     elements: int
     source_bytes: int
     raw_f32_bytes: int
+    # Pages for one (batch, layer, KV head) stream of tokens, as `page_count` counts them.
+    pages_per_stream: int | None
+    # Pages for the whole cache: every stream's.
     pages: int | None
     encoded_bytes: int | None
 
@@ -45,18 +48,20 @@ class Plan:
 
 def _size(shape: KvTensorShapeV1, geometry: KvPageGeometryV1 | None) -> CacheSize:
     elements = element_count(shape)
-    pages = encoded = None
+    per_stream = pages = encoded = None
     if geometry is not None:
         # Every (batch, layer, kv_head) stream of tokens is cut into fixed-size pages; a page
         # reserves one encoded block per token (one vector per block), padding included.
         streams = shape.batch * shape.layers * shape.kv_heads
-        pages = streams * page_count(geometry, shape)
+        per_stream = page_count(geometry, shape)
+        pages = streams * per_stream
         encoded = pages * geometry.tokens_per_page * geometry.encoded_block_bytes
     return CacheSize(
         role=str(shape.role),
         elements=elements,
         source_bytes=elements * DTYPE_BYTES[str(shape.dtype)],
         raw_f32_bytes=elements * F32_BYTES,
+        pages_per_stream=per_stream,
         pages=pages,
         encoded_bytes=encoded,
     )

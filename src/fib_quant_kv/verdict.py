@@ -16,10 +16,10 @@ from __future__ import annotations
 import functools
 import weakref
 from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
 from fib_quant_kv.codec import Encoding, decode_value, detect
-from fib_quant_kv.contracts import SHAPE_SCHEMA, Contract, Kind, contract_of
+from fib_quant_kv.contracts import CONTRACTS, MARKER, SHAPE_SCHEMA, Contract, Kind, contract_of
 from fib_quant_kv.digests import domain_digest, encode
 from fib_quant_kv.errors import FibQuantKvError, SchemaError, Violation
 from fib_quant_kv.fastpath import FastRead, read_cbor, read_json
@@ -44,6 +44,7 @@ __all__ = [
     "collect_violations",
     "decode",
     "digest",
+    "read",
     "remember",
     "shape_problems",
     "validate",
@@ -212,10 +213,6 @@ def merged(
 # Bytes -------------------------------------------------------------------------------------
 
 
-def _fast(data: bytes, encoding: Encoding) -> FastRead | None:
-    return read_json(data) if encoding == "json" else read_cbor(data)
-
-
 def decode(data: bytes, encoding: Encoding | None = None) -> Document:
     """Strictly decode one JSON or CBOR document (detected from the bytes) into its model.
 
@@ -223,16 +220,44 @@ def decode(data: bytes, encoding: Encoding | None = None) -> Document:
     document breaks its schema. Semantic rules are `validate`'s; the model is remembered as
     proven, so `validate` and `digest` do not check its schema again.
     """
-    fast = _fast(data, encoding or detect(data))
-    if fast is not None:
-        contract, _, canonical = fast
+    reading = read(data, encoding)
+    if isinstance(reading, tuple):
+        contract, _, canonical = reading
         return remember(contract.model.model_validate_json(canonical), canonical)
+    if isinstance(reading, Violation):
+        raise reading.to_error()
+    if reading.model is None:
+        raise reading.violations[0].to_error()
+    return remember(reading.model)
+
+
+# A document as the first stages leave it: the hot path's fields, the structural stage's
+# findings, or the decoding stage's refusal.
+Reading: TypeAlias = "FastRead | Structure | Violation"
+
+
+def read(data: bytes, encoding: Encoding | None = None) -> Reading:
+    """Decode a document and check its schema: the stages that need no shape."""
+    encoding = encoding or detect(data)
+    fast = read_json(data) if encoding == "json" else read_cbor(data)
+    if fast is not None:
+        return fast
+    try:
+        value = decode_value(data, encoding)
+    except FibQuantKvError as exc:
+        return exc.violation
     from fib_quant_kv.structure import check_structure
 
-    found = check_structure(decode_value(data, encoding))
-    if found.model is None:
-        raise found.violations[0].to_error()
-    return remember(found.model)
+    return check_structure(value)
+
+
+def reading_contract(reading: Reading) -> Contract | None:
+    """The contract a document read as, if its marker names one."""
+    if isinstance(reading, tuple):
+        return reading[0]
+    if isinstance(reading, Violation):
+        return None
+    return reading.contract
 
 
 def _shape_class() -> type[KvTensorShapeV1]:
@@ -241,13 +266,18 @@ def _shape_class() -> type[KvTensorShapeV1]:
     return KvTensorShapeV1
 
 
-def not_a_shape(marker: str) -> SchemaError:
-    """The error for a document given as a shape that is another contract."""
+def expected_contract(marker: str, got: str) -> SchemaError:
+    """The error for a document given where another contract is expected."""
     return SchemaError(
-        f"expected a {SHAPE_SCHEMA} (a shape), got a {marker}",
+        f"expected a {marker} (a {CONTRACTS[marker].kind}), got a {got}",
         pointer="/schema_version",
-        rule="schema.marker",
+        rule=MARKER.id,
     )
+
+
+def not_a_shape(got: str) -> SchemaError:
+    """The error for a document given as a shape that is another contract."""
+    return expected_contract(SHAPE_SCHEMA, got)
 
 
 class Verdict:
@@ -339,30 +369,47 @@ class Checker:
                 self._shape_digest = digest(shape)
 
     @classmethod
-    def for_shape(cls, data: bytes, encoding: Encoding | None = None) -> Checker:
-        """A checker for the shape these bytes encode, which must be a valid shape.
+    def for_shape(
+        cls, data: bytes, encoding: Encoding | None = None, *, strict: bool = True
+    ) -> Checker:
+        """A checker for the shape these bytes encode.
 
-        Raises what `decode` raises, a SchemaError when the document is not a shape, or the
-        shape's first rule violation. A shape the hot path reads is kept as plain fields, so
-        checking documents against it builds no model unless `shape` is asked for.
+        Strict (the default): the bytes must be a valid shape; raises what `decode` raises, a
+        SchemaError when the document is not a shape, or the shape's first rule violation.
+        Not strict: never raises for bad bytes; whatever is wrong with them is what every
+        layout and geometry checked against the shape reports, as the reference would.
+        A shape the hot path reads is kept as plain fields, so checking documents against it
+        builds no model unless `shape` is asked for.
         """
-        encoding = encoding or detect(data)
-        fast = _fast(data, encoding)
-        if fast is None:
-            model = decode(data, encoding)
-            if not isinstance(model, _shape_class()):
-                raise not_a_shape(model.schema_version)
-            checker = cls(model)
-        else:
-            contract, fields, canonical = fast
+        reading = read(data, encoding)
+        checker = cls()
+        if isinstance(reading, tuple):
+            contract, fields, canonical = reading
             if fields.schema_version != SHAPE_SCHEMA:
-                raise not_a_shape(contract.marker)
-            checker = cls()
-            checker._shape, checker._shape_canonical = fields, canonical
-            checker._shape_broken = list(shape_violations(fields))
-            checker._shape_digest = domain_digest(SHAPE_SCHEMA, canonical)
-        if checker._shape_broken:
+                checker._shape_broken = [not_a_shape(contract.marker).violation]
+            else:
+                checker._shape, checker._shape_canonical = fields, canonical
+                checker._shape_broken = list(shape_violations(fields))
+                if not checker._shape_broken:
+                    checker._shape_digest = domain_digest(SHAPE_SCHEMA, canonical)
+        elif isinstance(reading, Violation):
+            checker._shape_broken = [reading]
+        elif reading.contract is not None and reading.contract.marker != SHAPE_SCHEMA:
+            checker._shape_broken = [not_a_shape(reading.contract.marker).violation]
+        elif reading.model is not None:
+            checker = cls(remember(reading.model))  # type: ignore[arg-type]
+        else:
+            checker._shape_broken = merged(reading, None, [])
+        if checker._shape_broken and strict:
             raise checker._shape_broken[0].to_error()
+        return checker
+
+    @classmethod
+    def unusable(cls, problems: list[Violation]) -> Checker:
+        """A checker for a shape that could not be had: every document checked against it
+        reports these problems as its shape's."""
+        checker = cls()
+        checker._shape_broken = list(problems)
         return checker
 
     @property
@@ -385,29 +432,25 @@ class Checker:
         A layout or geometry without a shape gets the checks that need none (decoding and its
         schema); its verdict says the rules were not run, and it has no digest.
         """
-        encoding = encoding or detect(data)
-        # The readers called directly, not through _fast: this is the per-document loop.
-        fast = read_json(data) if encoding == "json" else read_cbor(data)
-        if fast is not None:
-            return self._judge(*fast)
-        try:
-            value = decode_value(data, encoding)
-        except FibQuantKvError as exc:
-            return Verdict(violations=[exc.violation])
-        from fib_quant_kv.structure import check_structure
+        return self.judge(read(data, encoding))
 
-        found = check_structure(value)
-        if found.model is not None:
-            assert found.contract is not None  # a model is always of a contract
-            model = remember(found.model)
-            return self._judge(found.contract, model, encode(model), model)
-        contract = found.contract
+    def judge(self, reading: Reading) -> Verdict:
+        """The verdict on a document already read (see `read`), against this checker's shape."""
+        if isinstance(reading, tuple):
+            return self._judge(*reading)
+        if isinstance(reading, Violation):
+            return Verdict(violations=[reading])
+        if reading.model is not None:
+            assert reading.contract is not None  # a model is always of a contract
+            model = remember(reading.model)
+            return self._judge(reading.contract, model, encode(model), model)
+        contract = reading.contract
         if contract is None:
-            return Verdict(None, violations=found.violations)
-        violations = merged(found, self._shape, self._shape_broken)
+            return Verdict(None, violations=reading.violations)
+        violations = merged(reading, self._shape, self._shape_broken)
         # merged consults the rules for a document that broke only bounds, given its shape.
-        has_shape = not contract.needs_shape or self._shape is not None
-        ran = found.readable is not None and has_shape
+        has_shape = not contract.needs_shape or self._shape is not None or bool(self._shape_broken)
+        ran = has_shape and (reading.readable is not None or contract.needs_shape)
         against = self._shape_digest if contract.needs_shape else None
         return Verdict(contract.kind, None, violations, rules_run=ran, shape_digest=against)
 
@@ -426,7 +469,7 @@ class Checker:
         if fields.schema_version == SHAPE_SCHEMA:
             violations = list(shape_violations(fields))
             against = None
-        elif self._shape is None:
+        elif self._shape is None and not self._shape_broken:
             verdict = Verdict(contract.kind, model)
             if model is None:
                 verdict._canonical = contract, canonical

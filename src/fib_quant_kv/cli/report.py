@@ -1,25 +1,16 @@
-"""Reporters for `validate`: one line per finding as text, or one JSON object per document."""
+"""How the command line shows results: validate's reporters (text, JSON Lines), plan's table."""
 
 from __future__ import annotations
 
 import json
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
 from json.encoder import encode_basestring
 from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
 if TYPE_CHECKING:
-    from fib_quant_kv.verdict import Verdict
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """What `validate` says of one path: a verdict, or why the path could not be read."""
-
-    path: str
-    verdict: Verdict | None = None
-    unreadable: str | None = None
+    from fib_quant_kv.plan import Plan
+    from fib_quant_kv.sets import Finding
 
 
 def display_path(path: str) -> str:
@@ -36,11 +27,11 @@ def display_path(path: str) -> str:
 
 
 class Reporter(Protocol):
-    """Says what `validate` found, one outcome at a time, then a summary."""
+    """Says what `validate` found, one path at a time, then a summary."""
 
-    def report(self, outcome: Outcome) -> None: ...
+    def report(self, finding: Finding) -> None: ...
 
-    def finish(self, checked: int, invalid: int, unreadable: int) -> None: ...
+    def finish(self, checked: int, invalid: int, unreadable: int, skipped: int) -> None: ...
 
 
 def _use_colour(stream: TextIO) -> bool:
@@ -48,8 +39,21 @@ def _use_colour(stream: TextIO) -> bool:
     return stream.isatty() and "NO_COLOR" not in os.environ
 
 
+def _against(finding: Finding) -> str:
+    """` against SHAPE DIGEST, ...`: what a layout or geometry was judged against."""
+    if not finding.shapes:
+        return ""
+    return " against " + ", ".join(
+        f"{display_path(b.path)} {b.digest or '(invalid shape)'}" for b in finding.shapes
+    )
+
+
 class TextReporter:
-    """`path: valid <kind> <digest>`, or `path::/pointer: message` for each error."""
+    """`path: valid <kind> <digest>`, or `path::<pointer>: <message> [<rule id>]` per error.
+
+    The pointer is RFC 6901's: empty for the whole document, so such a line reads
+    `path::: message`.
+    """
 
     def __init__(self, out: TextIO, err: TextIO) -> None:
         self.out, self.err = out, err
@@ -71,77 +75,78 @@ class TextReporter:
         if self.progress and self.count >= 250:
             self.err.write("\r\033[K")
 
-    def report(self, outcome: Outcome) -> None:
+    def report(self, finding: Finding) -> None:
         self._progress()
-        verdict = outcome.verdict
-        path = display_path(outcome.path)
-        if verdict is None:
+        path = display_path(finding.path)
+        if finding.unreadable is not None:
             self._clear_progress()
-            self.err.write(f"{self.red}{path}: cannot read: {outcome.unreadable}{self.reset}\n")
+            self.err.write(f"{self.red}{path}: cannot read: {finding.unreadable}{self.reset}\n")
             return
-        for v in verdict.violations:
-            self.out.write(f"{self.red}{path}::{v.pointer}: {v.message}{self.reset}\n")
-        if verdict.violations:
+        against = _against(finding)
+        for v in finding.violations:
+            self.out.write(
+                f"{self.red}{path}::{v.pointer}: {v.message} [{v.rule}]{against}{self.reset}\n"
+            )
+        if finding.violations:
             return
-        if not verdict.shape_checked:
+        if finding.structure_only:
             self.out.write(
-                f"{self.yellow}{path}: {verdict.kind} structure valid; "
-                f"shape rules not run (pass --shape){self.reset}\n"
+                f"{self.yellow}{path}: {finding.kind} structure valid; no shape found, its rules "
+                f"not run (--structure-only){self.reset}\n"
             )
-        else:
-            self.out.write(
-                f"{self.green}{path}: valid {verdict.kind} {verdict.digest}{self.reset}\n"
-            )
+            return
+        also = f" (belongs to {display_path(finding.dependent_of)})" if finding.dependent_of else ""
+        self.out.write(
+            f"{self.green}{path}: valid {finding.kind} {finding.digest}{against}{also}"
+            f"{self.reset}\n"
+        )
 
-    def finish(self, checked: int, invalid: int, unreadable: int) -> None:
+    def finish(self, checked: int, invalid: int, unreadable: int, skipped: int) -> None:
         self._clear_progress()
-        if checked + unreadable > 1:
+        if checked + unreadable + skipped > 1:
             parts = [f"{checked} documents checked", f"{invalid} invalid"]
             if unreadable:
                 parts.append(f"{unreadable} unreadable")
+            if skipped:
+                parts.append(f"{skipped} skipped (JSON or CBOR files that are no contract)")
             self.err.write(", ".join(parts) + "\n")
 
 
 class JsonReporter:
-    """JSON Lines: one object per path with path, kind, valid, digest, shape_checked and errors."""
+    """JSON Lines: one object per path (see the README for its fields)."""
 
     def __init__(self, out: TextIO, err: TextIO) -> None:
         self.out = out
 
-    def report(self, outcome: Outcome) -> None:
-        verdict = outcome.verdict
-        path = display_path(outcome.path)
-        if verdict is not None and not verdict.violations:
-            # The common line, written without building and serialising a dict.
-            digest = "null" if verdict.digest is None else f'"{verdict.digest}"'
-            checked = "true" if verdict.shape_checked else "false"
+    def report(self, finding: Finding) -> None:
+        path = display_path(finding.path)
+        if finding.valid and not finding.shapes and finding.dependent_of is None:
+            # The common line (a valid shape), written without building and serialising a dict.
             self.out.write(
-                f'{{"path": {encode_basestring(path)}, "kind": "{verdict.kind}", "valid": true, '
-                f'"digest": {digest}, "shape_checked": {checked}, "errors": []}}\n'
+                f'{{"path": {encode_basestring(path)}, "kind": "{finding.kind}", "valid": true, '
+                f'"digest": "{finding.digest}", "shape_checked": true, "structure_only": false, '
+                '"shapes": [], "errors": []}\n'
             )
             return
-        record: dict[str, Any]
-        if verdict is None:
-            record = {
-                "path": path,
-                "kind": None,
-                "valid": False,
-                "digest": None,
-                "shape_checked": False,
-                "errors": [{"code": "unreadable", "pointer": "", "message": outcome.unreadable}],
-            }
-        else:
-            record = {
-                "path": path,
-                "kind": verdict.kind,
-                "valid": False,
-                "digest": None,
-                "shape_checked": verdict.shape_checked,
-                "errors": [v.to_json() for v in verdict.violations],
-            }
+        record: dict[str, Any] = {
+            "path": path,
+            "kind": finding.kind,
+            "valid": finding.valid,
+            "digest": finding.digest,
+            "shape_checked": finding.rules_run,
+            "structure_only": finding.structure_only,
+            "shapes": [{"path": display_path(b.path), "digest": b.digest} for b in finding.shapes],
+            "errors": [v.to_json() for v in finding.violations],
+        }
+        if finding.dependent_of is not None:
+            record["dependent_of"] = display_path(finding.dependent_of)
+        if finding.unreadable is not None:
+            record["errors"] = [
+                {"code": "unreadable", "rule": "", "pointer": "", "message": finding.unreadable}
+            ]
         self.out.write(json.dumps(record, ensure_ascii=False) + "\n")
 
-    def finish(self, checked: int, invalid: int, unreadable: int) -> None:
+    def finish(self, checked: int, invalid: int, unreadable: int, skipped: int) -> None:
         return None
 
 
@@ -149,3 +154,46 @@ REPORTERS: dict[str, Callable[[TextIO, TextIO], Reporter]] = {
     "text": TextReporter,
     "json": JsonReporter,
 }
+
+
+def _human(n: int | None) -> str:
+    if n is None:
+        return "-"
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024:
+            return f"{size:.1f} {unit}" if unit != "B" else f"{n} B"
+        size /= 1024
+    return f"{size:.1f} TiB"
+
+
+def plan_lines(plan: Plan) -> list[str]:
+    """A plan's size table: one row per cache, columns right-aligned."""
+    header = (
+        "cache",
+        "elements",
+        "source bytes",
+        "raw f32 bytes",
+        "pages per stream",
+        "pages in cache",
+        "encoded",
+        "ratio",
+    )
+    rows = [
+        (
+            size.role,
+            f"{size.elements:,}",
+            _human(size.source_bytes),
+            _human(size.raw_f32_bytes),
+            "-" if size.pages_per_stream is None else f"{size.pages_per_stream:,}",
+            "-" if size.pages is None else f"{size.pages:,}",
+            _human(size.encoded_bytes),
+            "-" if size.compression is None else f"{size.compression:.2f}x",
+        )
+        for size in plan.sizes
+    ]
+    widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header))]
+    return [
+        "  ".join(cell.rjust(width) for cell, width in zip(row, widths, strict=True))
+        for row in (header, *rows)
+    ]

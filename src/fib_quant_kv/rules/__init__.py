@@ -1,8 +1,8 @@
 """The reference's semantic rules: plain fields in, violations out, nothing else.
 
 Each module declares its contract's rules (`RULES`, with stable ids) beside the code that checks
-them. What runs first (decoding, the schema) and how the verdicts combine is decided in one
-place, fib_quant_kv.verdict.
+them, and fib_quant_kv.reference lists them all. What runs first (decoding, the schema) and how
+the verdicts combine is decided in one place, fib_quant_kv.verdict.
 """
 
 from __future__ import annotations
@@ -10,10 +10,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TypeAlias
 
-from fib_quant_kv.codec.limits import DECODE_RULES
-from fib_quant_kv.contracts import LAYOUT_SCHEMA, SCHEMA_RULES, SHAPE_SCHEMA
-from fib_quant_kv.errors import Rule, Violation
-from fib_quant_kv.rules import geometry, layout, shape
+from fib_quant_kv.contracts import LAYOUT_SCHEMA, SHAPE_SCHEMA
+from fib_quant_kv.errors import Violation
+from fib_quant_kv.rules import geometry, layout
 from fib_quant_kv.rules.geometry import GeometryFields, geometry_violations
 from fib_quant_kv.rules.layout import LayoutFields, layout_violations
 from fib_quant_kv.rules.shape import ShapeFields, shape_violations
@@ -21,14 +20,7 @@ from fib_quant_kv.rules.shape import ShapeFields, shape_violations
 # What the rules read: a model, or the hot path's plain values of one.
 DocumentFields: TypeAlias = ShapeFields | LayoutFields | GeometryFields
 
-# Every rule of the data path, in the order a document meets them. The ids are part of the
-# public interface: tests pin the list, and renaming one is a breaking change.
-RULES: dict[str, Rule] = {
-    rule.id: rule
-    for rule in (*DECODE_RULES, *SCHEMA_RULES, *shape.RULES, *layout.RULES, *geometry.RULES)
-}
-
-__all__ = ["RULES", "DocumentFields", "against_shape", "broken_shape", "semantic_violations"]
+__all__ = ["DocumentFields", "against_shape", "broken_shape", "semantic_violations"]
 
 
 def semantic_violations(

@@ -1,8 +1,9 @@
-"""The CLI's inputs: paths expanded to documents, each read with a size limit, one at a time."""
+"""Documents on disk: a path read with the size limit, a folder walked for contract documents."""
 
 from __future__ import annotations
 
 import os
+import re
 import stat
 import sys
 from collections.abc import Iterator
@@ -12,6 +13,14 @@ from fib_quant_kv.codec.limits import MAX_DOCUMENT_BYTES
 
 STDIN = "-"
 SUFFIXES = (".json", ".cbor")
+
+# A file named like a contract document: key_shape.json, llama-value_layout.cbor,
+# page_geometry.json. The pre-commit hook selects files with the same pattern (a test holds
+# .pre-commit-hooks.yaml to it).
+CONTRACT_NAME = re.compile(r"(^|/)([^/]*[_-])?(shape|layout|geometry)\.(json|cbor)$")
+
+# Folders a walk never enters: tools' caches and installed packages hold JSON of their own.
+SKIPPED_FOLDERS = frozenset({"node_modules", "__pycache__", "site-packages"})
 
 
 class UnreadablePath(Exception):
@@ -23,22 +32,10 @@ class UnreadablePath(Exception):
         self.reason = reason
 
 
-@dataclass(frozen=True, slots=True)
-class Source:
-    """One document's bytes, or why they could not be read."""
-
-    path: str
-    data: bytes | None = None
-    problem: str | None = None
-
-
 def read_limited(path: str) -> bytes:
     """Read a regular file or standard input, refusing more than the document size limit."""
     if path == STDIN:
-        data = sys.stdin.buffer.read(MAX_DOCUMENT_BYTES + 1)
-        if len(data) > MAX_DOCUMENT_BYTES:
-            raise UnreadablePath(path, f"larger than the {MAX_DOCUMENT_BYTES}-byte document limit")
-        return data
+        return _read_stdin()
     try:
         # O_NONBLOCK: opening a FIFO with no writer must not hang; it is refused just below.
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
@@ -79,14 +76,37 @@ def read_limited(path: str) -> bytes:
     return data
 
 
-def _walk(root: str) -> Iterator[str | UnreadablePath]:
-    """Document files under a directory, sorted, without following symbolic links (no loops)."""
+def _read_stdin() -> bytes:
+    # A program started with standard input closed (`<&-`) has no sys.stdin at all.
+    if sys.stdin is None:
+        raise UnreadablePath(STDIN, "standard input is closed: expected a document on it")
+    try:
+        data = sys.stdin.buffer.read(MAX_DOCUMENT_BYTES + 1)
+    except OSError as exc:
+        raise UnreadablePath(STDIN, f"cannot read: {exc.strerror or exc}") from None
+    if len(data) > MAX_DOCUMENT_BYTES:
+        raise UnreadablePath(STDIN, f"larger than the {MAX_DOCUMENT_BYTES}-byte document limit")
+    return data
+
+
+def _entered(folder: str, name: str) -> bool:
+    """Whether a walk goes into a sub-folder: not hidden, not a cache, not a virtualenv."""
+    if name.startswith(".") or name in SKIPPED_FOLDERS:
+        return False
+    return not os.path.exists(os.path.join(folder, name, "pyvenv.cfg"))
+
+
+def walk(root: str) -> Iterator[str | UnreadablePath]:
+    """JSON and CBOR files under a folder, sorted, without following symbolic links (no loops).
+
+    Hidden folders, virtual environments, node_modules and __pycache__ are not entered.
+    """
     errors: list[OSError] = []
     for folder, dirs, files in os.walk(root, onerror=errors.append):
         while errors:
             exc = errors.pop()
             yield UnreadablePath(exc.filename or folder, f"cannot list: {exc.strerror or exc}")
-        dirs.sort()
+        dirs[:] = sorted(name for name in dirs if _entered(folder, name))
         for name in sorted(files):
             if name.endswith(SUFFIXES):
                 yield os.path.join(folder, name)
@@ -94,22 +114,19 @@ def _walk(root: str) -> Iterator[str | UnreadablePath]:
         yield UnreadablePath(exc.filename or root, f"cannot list: {exc.strerror or exc}")
 
 
-def expand(paths: list[str]) -> Iterator[str | UnreadablePath]:
-    """Each named path, with directories searched recursively for *.json and *.cbor."""
+@dataclass(frozen=True, slots=True)
+class Named:
+    """A path to judge, and whether the user named it (a walk's files may be skipped)."""
+
+    path: str
+    named: bool
+
+
+def expand(paths: list[str]) -> Iterator[Named | UnreadablePath]:
+    """Each named path, with folders walked for *.json and *.cbor files."""
     for path in paths:
         if path != STDIN and os.path.isdir(path):
-            yield from _walk(path)
+            for found in walk(path):
+                yield found if isinstance(found, UnreadablePath) else Named(found, named=False)
         else:
-            yield path
-
-
-def sources(paths: list[str]) -> Iterator[Source]:
-    """Documents one at a time, so memory stays flat however many files there are."""
-    for item in expand(paths):
-        if isinstance(item, UnreadablePath):
-            yield Source(item.path, problem=item.reason)
-            continue
-        try:
-            yield Source(item, data=read_limited(item))
-        except UnreadablePath as exc:
-            yield Source(item, problem=exc.reason)
+            yield Named(path, named=True)

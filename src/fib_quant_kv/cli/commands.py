@@ -1,0 +1,387 @@
+"""The commands: each reads its inputs, asks the library, and hands the result to a reporter.
+
+They raise library errors (exit 1, said by fib_quant_kv.cli.main), or Unusable and
+UnreadablePath (exit 2); nothing here decides how an error is shown.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+from fib_quant_kv.cli.report import REPORTERS, plan_lines
+from fib_quant_kv.files import CONTRACT_NAME, STDIN, read_limited
+
+if TYPE_CHECKING:
+    from fib_quant_kv.codec import Encoding
+    from fib_quant_kv.contracts import Document
+    from fib_quant_kv.plan import Plan
+    from fib_quant_kv_models import KvTensorShapeV1
+
+EXIT_VALID, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
+
+
+class Unusable(Exception):
+    """The request cannot be carried out as asked (usage, output): exit 2 after saying why."""
+
+
+@contextmanager
+def about(path: str) -> Iterator[None]:
+    """Name the file a library error is about, where the library could not know it."""
+    from fib_quant_kv.errors import FibQuantKvError
+
+    try:
+        yield
+    except FibQuantKvError as exc:
+        if exc.path is None:
+            exc.path = path
+        raise
+
+
+def _stdin_once(*paths: str | None) -> None:
+    if sum(path == STDIN for path in paths) > 1:
+        raise Unusable("standard input can be read once: name at most one input as -")
+
+
+def _shape(path: str) -> KvTensorShapeV1:
+    """A valid shape from a file; the file is named in any error."""
+    from fib_quant_kv.verdict import Checker
+
+    data = read_limited(path)
+    with about(path):
+        shape = Checker.for_shape(data).shape
+    assert shape is not None  # a strict checker has a valid shape
+    return shape
+
+
+def _document(path: str) -> Document:
+    from fib_quant_kv.verdict import decode
+
+    data = read_limited(path)
+    with about(path):
+        return decode(data)
+
+
+def _shapes_for(path: str, doc: Document, given: str | None) -> list[KvTensorShapeV1]:
+    """The shapes a layout or geometry is judged against: given, listed in its set, or named
+    like it beside it. None is an error that says what was looked for."""
+    from fib_quant_kv.contracts import contract_of
+    from fib_quant_kv.errors import SetError
+    from fib_quant_kv.sets import NO_SHAPE, SET_FILE, Run
+
+    contract = contract_of(doc)
+    if not contract.needs_shape:
+        return []
+    if given is not None:
+        return [_shape(given)]
+    paths, source = Run().shapes_for(path, contract.kind) if path != STDIN else ([], "")
+    if not paths:
+        looked = f"{source}; " if source else ""
+        raise SetError(
+            f"a {contract.kind} is judged against its shape: {looked}pass --shape FILE, or "
+            f"list it in a set file ({SET_FILE})",
+            path=path,
+            rule=NO_SHAPE.id,
+        )
+    return [_shape(p) for p in paths]
+
+
+def _write(data: bytes, out: str, *, binary: bool) -> None:
+    """Write to standard output (never binary to a terminal) or, atomically, to a file."""
+    if out == STDIN:
+        if binary and sys.stdout.isatty():
+            raise Unusable(
+                "will not write binary CBOR to a terminal: pass -o FILE, or redirect standard "
+                "output"
+            )
+        sys.stdout.flush()
+        sys.stdout.buffer.write(data)
+        return
+    # Write beside the target and rename over it: a reader never sees a partial file, and a
+    # failure leaves no temporary file behind.
+    import tempfile  # only writing needs it; validating many files starts faster without
+
+    folder = os.path.dirname(os.path.abspath(out))
+    try:
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".fib-quant-kv-", suffix=".tmp")
+    except OSError as exc:
+        raise Unusable(f"{out}: cannot write: {exc.strerror or exc}") from None
+    try:
+        # mkstemp makes the file private; give it the mode any new file of the user's gets.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, out)
+    except OSError as exc:
+        os.unlink(tmp)
+        raise Unusable(f"{out}: cannot write: {exc.strerror or exc}") from None
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def _json_line(doc: Document) -> None:
+    from fib_quant_kv.digests import encode
+
+    sys.stdout.write(encode(doc).decode("utf-8") + "\n")
+
+
+def dtype(text: str) -> str:
+    """A --dtype value, in the contract's spelling or a config's (float16, torch.bfloat16)."""
+    from fib_quant_kv.hf_config import DTYPES
+
+    name = text.removeprefix("torch.")
+    if name not in DTYPES:
+        raise argparse.ArgumentTypeError(
+            f"unknown dtype {text!r}: expected one of {', '.join(sorted(DTYPES))}"
+        )
+    return DTYPES[name]
+
+
+# Commands ------------------------------------------------------------------------------------
+
+
+def validate(args: argparse.Namespace) -> int:
+    from fib_quant_kv.sets import Run
+    from fib_quant_kv.verdict import Checker
+
+    _stdin_once(args.shape, *args.paths)
+    checker = None
+    if args.shape is not None:
+        data = read_limited(args.shape)
+        with about(args.shape):
+            # Read by the hot path where it can be: no model, so no pydantic, for such a shape.
+            checker = Checker.for_shape(data)
+    run = Run(shape=checker, shape_path=args.shape, structure_only=args.structure_only)
+    reporter = REPORTERS[args.format](sys.stdout, sys.stderr)
+    checked = invalid = unreadable = 0
+    for finding in run.run(args.paths):
+        if finding.unreadable is not None:
+            unreadable += 1
+        else:
+            checked += 1
+            invalid += not finding.valid
+        reporter.report(finding)
+    reporter.finish(checked, invalid, unreadable, run.skipped)
+    if invalid:
+        return EXIT_INVALID
+    return EXIT_USAGE if unreadable else EXIT_VALID
+
+
+def digest(args: argparse.Namespace) -> int:
+    from fib_quant_kv.verdict import digest as digest_of
+
+    _stdin_once(args.shape, args.file)
+    doc = _document(args.file)
+    shapes = _shapes_for(args.file, doc, args.shape)
+    with about(args.file):
+        for shape in shapes[1:]:
+            digest_of(doc, shape)  # a geometry is valid against every shape it serves
+        print(digest_of(doc, shapes[0] if shapes else None, encoding=args.encoding))
+    return EXIT_VALID
+
+
+def convert(args: argparse.Namespace) -> int:
+    from fib_quant_kv.digests import encode
+    from fib_quant_kv.verdict import validate as validate_doc
+
+    _stdin_once(args.shape, args.file)
+    doc = _document(args.file)
+    if not args.structure_only:
+        shapes = _shapes_for(args.file, doc, args.shape)
+        with about(args.file):
+            if not shapes:
+                validate_doc(doc)
+            for shape in shapes:
+                validate_doc(doc, shape)
+    data = encode(doc, args.to)
+    _write(data + b"\n" if args.to == "json" else data, args.output, binary=args.to == "cbor")
+    return EXIT_VALID
+
+
+def layout(args: argparse.Namespace) -> int:
+    from fib_quant_kv.derive import canonical_layout
+
+    _json_line(canonical_layout(_shape(args.shape)))
+    return EXIT_VALID
+
+
+def geometry(args: argparse.Namespace) -> int:
+    from fib_quant_kv.derive import new_page_geometry
+    from fib_quant_kv.errors import FibQuantKvError
+    from fib_quant_kv.verdict import validate as validate_doc
+
+    shape = _shape(args.shape)
+    try:
+        made = new_page_geometry(args.tokens_per_page, shape.head_dim, args.encoded_block_bytes)
+        validate_doc(made, shape)
+    except FibQuantKvError as exc:
+        # The values came from the options: name the option that set the field.
+        option = "--" + exc.pointer.lstrip("/").replace("_", "-")
+        raise Unusable(f"{option}: {exc.message}") from None
+    _json_line(made)
+    return EXIT_VALID
+
+
+def page_count(args: argparse.Namespace) -> int:
+    from fib_quant_kv.contracts import PAGE_GEOMETRY_SCHEMA
+    from fib_quant_kv.derive import page_count as pages_of
+    from fib_quant_kv.verdict import expected_contract
+
+    _stdin_once(args.shape, args.geometry)
+    shape = _shape(args.shape)
+    doc = _document(args.geometry)
+    with about(args.geometry):
+        if doc.schema_version != PAGE_GEOMETRY_SCHEMA:
+            raise expected_contract(PAGE_GEOMETRY_SCHEMA, doc.schema_version)
+        print(pages_of(doc, shape))
+    return EXIT_VALID
+
+
+def plan(args: argparse.Namespace) -> int:
+    from fib_quant_kv.hf_config import parse_config
+    from fib_quant_kv.plan import plan_from_hf_config
+
+    if args.format != "json" and args.out is None:
+        raise Unusable(
+            f"--format {args.format} chooses the encoding of the files --out writes: pass --out"
+        )
+    if (args.tokens_per_page is None) != (args.encoded_block_bytes is None):
+        raise Unusable("--tokens-per-page and --encoded-block-bytes go together: pass both")
+    if args.tokens_per_page is not None and args.tokens_per_page > args.tokens:
+        raise Unusable(
+            f"--tokens-per-page {args.tokens_per_page} is more than --tokens {args.tokens}"
+        )
+    raw = read_limited(args.config)
+    with about(args.config):
+        planned = plan_from_hf_config(
+            parse_config(raw, args.config),
+            tokens=args.tokens,
+            batch=args.batch,
+            dtype=args.dtype,
+            tokens_per_page=args.tokens_per_page,
+            encoded_block_bytes=args.encoded_block_bytes,
+        )
+    if args.out is None:
+        for name, value in planned.digests.items():
+            print(f"{name}: {value}")
+    else:
+        _write_plan(planned, args.out, args.format)
+    print()
+    for line in plan_lines(planned):
+        print(line)
+    return EXIT_VALID
+
+
+def _write_plan(planned: Plan, folder: str, encoding: Encoding) -> None:
+    """Write a plan's documents and set file, replacing an earlier plan's set, never mixing."""
+    from fib_quant_kv.digests import encode
+    from fib_quant_kv.sets import SET_FILE, Memory, create_set, set_text
+
+    files = {
+        f"{name}.{encoding}": encode(doc, encoding) + (b"\n" if encoding == "json" else b"")
+        for name, doc in planned.documents.items()
+    }
+    contract_set = create_set("", Memory(files))
+    stale = _earlier_plan(folder, set(files))
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as exc:
+        raise Unusable(f"{folder}: cannot make the folder: {exc.strerror or exc}") from None
+    for name, data in files.items():
+        target = os.path.join(folder, name)
+        _write(data, target, binary=True)
+        print(f"{target}: {planned.digests[name.rsplit('.', 1)[0]]}")
+    set_path = os.path.join(folder, SET_FILE)
+    _write(set_text(contract_set), set_path, binary=True)
+    for name in stale:
+        try:
+            os.unlink(os.path.join(folder, name))
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise Unusable(f"{folder}/{name}: cannot remove: {exc.strerror or exc}") from None
+    print(f"{set_path}: {contract_set.digest}")
+
+
+def _earlier_plan(folder: str, writing: set[str]) -> list[str]:
+    """The documents of an earlier plan in a folder that this plan does not write again.
+
+    Refused: documents no set file lists (they may not be a plan's), and a set file that
+    cannot be read; either way the folder would end up holding a mix.
+    """
+    from fib_quant_kv.sets import SET_FILE, Files, load_set
+
+    if not os.path.exists(folder):
+        return []
+    if not os.path.isdir(folder):
+        raise Unusable(f"{folder}: not a folder: --out expects a folder to write the plan into")
+    try:
+        present = [name for name in sorted(os.listdir(folder)) if CONTRACT_NAME.search(name)]
+    except OSError as exc:
+        raise Unusable(f"{folder}: cannot list: {exc.strerror or exc}") from None
+    listed: set[str] = set()
+    if SET_FILE in os.listdir(folder):
+        loaded = load_set(Files(), os.path.join(folder, SET_FILE))
+        if loaded.digest is None:
+            first = loaded.violations[0]
+            raise Unusable(
+                f"{folder}/{SET_FILE}::{first.pointer}: {first.message}; cannot tell which "
+                "documents an earlier plan wrote: fix or remove the set file"
+            )
+        listed = {os.path.basename(path) for path in loaded.entries}
+    foreign = [name for name in present if name not in listed and name not in writing]
+    if foreign:
+        raise Unusable(
+            f"{folder}: holds contract documents no set file lists ({', '.join(foreign)}): "
+            "choose another folder or remove them, so the plan is not mixed with them"
+        )
+    return sorted(listed - writing)
+
+
+def make_set(args: argparse.Namespace) -> int:
+    from fib_quant_kv.sets import SET_FILE, create_set, set_text
+
+    if not os.path.isdir(args.folder):
+        raise Unusable(f"{args.folder}: not a folder")
+    contract_set = create_set(args.folder)
+    target = os.path.join(args.folder, SET_FILE)
+    _write(set_text(contract_set), target, binary=True)
+    print(f"{target}: {contract_set.digest}")
+    return EXIT_VALID
+
+
+def rule(args: argparse.Namespace) -> int:
+    from fib_quant_kv.reference import RULES, explain, rule_table
+
+    if args.rule_id is None:
+        for line in rule_table():
+            print(line)
+        return EXIT_VALID
+    if args.rule_id not in RULES:
+        raise Unusable(f"unknown rule id {args.rule_id!r}: `fib-quant-kv rule` lists the ids")
+    sys.stdout.write(explain(RULES[args.rule_id]))
+    return EXIT_VALID
+
+
+def schema(args: argparse.Namespace) -> int:
+    from fib_quant_kv.contracts import CONTRACTS, markers, schema_text
+    from fib_quant_kv.sets import SET_SCHEMA
+
+    if args.marker is None:
+        for marker in markers():
+            print(f"{marker}\t{CONTRACTS[marker].kind}")
+        print(f"{SET_SCHEMA}\tset file")
+        return EXIT_VALID
+    if args.marker not in (*CONTRACTS, SET_SCHEMA):
+        raise Unusable(
+            f"unknown schema {args.marker!r}: expected one of {', '.join([*markers(), SET_SCHEMA])}"
+        )
+    sys.stdout.write(schema_text(args.marker))
+    return EXIT_VALID

@@ -1,0 +1,412 @@
+"""The contract reference, made from the schemas and the rule declarations: `rule` and docs/.
+
+Nothing here is written by hand about a field or a rule: each page and each explanation is
+rendered from the shipped schemas, the rules' own declarations, and the library run on worked
+examples, so the reference cannot drift from what the code does (`nox -s docs` writes docs/,
+and a default session fails when docs/ differs from what it would write).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from fib_quant_kv.codec.limits import DECODE_RULES
+from fib_quant_kv.contracts import (
+    CONTRACTS,
+    LAYOUT_SCHEMA,
+    PAGE_GEOMETRY_SCHEMA,
+    SCHEMA_RULES,
+    SHAPE_SCHEMA,
+    markers,
+    shared_schema,
+)
+from fib_quant_kv.errors import Rule
+from fib_quant_kv.rules import geometry, layout, shape
+from fib_quant_kv.sets import RULES as SET_RULES
+from fib_quant_kv.sets import SET_FILE, SET_FORMAT, SET_SCHEMA
+
+# Every rule, in the order a document meets them. The ids are part of the public interface: a
+# test pins the list, and renaming one is a breaking change.
+RULES: dict[str, Rule] = {
+    rule.id: rule
+    for rule in (
+        *DECODE_RULES,
+        *SCHEMA_RULES,
+        *shape.RULES,
+        *layout.RULES,
+        *geometry.RULES,
+        *SET_RULES,
+    )
+}
+
+# The worked example of CONTRACT.md section 4 (a Llama-like key cache) and what derives from it.
+EXAMPLE_SHAPE: dict[str, Any] = {
+    "schema_version": SHAPE_SCHEMA,
+    "role": "key",
+    "attention_kind": "gqa",
+    "batch": 1,
+    "layers": 32,
+    "kv_heads": 8,
+    "query_heads": 32,
+    "tokens": 4096,
+    "head_dim": 128,
+    "dtype": "bf16",
+    "rope_state": "post_rope",
+}
+EXAMPLE_LAYOUT: dict[str, Any] = {
+    "schema_version": LAYOUT_SCHEMA,
+    "shape_schema_version": SHAPE_SCHEMA,
+    "order": "batch_layer_head_token_dim",
+    "batch_stride": 32 * 8 * 4096 * 128,
+    "layer_stride": 8 * 4096 * 128,
+    "head_stride": 4096 * 128,
+    "token_stride": 128,
+    "dim_stride": 1,
+}
+EXAMPLE_GEOMETRY: dict[str, Any] = {
+    "schema_version": PAGE_GEOMETRY_SCHEMA,
+    "tokens_per_page": 256,
+    "vectors_per_block": 1,
+    "head_dim": 128,
+    "encoded_block_bytes": 72,
+    "raw_vector_bytes": 512,
+}
+EXAMPLES = {SHAPE_SCHEMA: EXAMPLE_SHAPE, LAYOUT_SCHEMA: EXAMPLE_LAYOUT}
+EXAMPLES[PAGE_GEOMETRY_SCHEMA] = EXAMPLE_GEOMETRY
+
+_STEPS = (
+    "1 decoding, 2 the schema, 3 to 9 the reference's rules in its order (a layout's or "
+    "geometry's shape first), 10 sets of documents"
+)
+
+
+def _text(value: Any) -> str:
+    return json.dumps(value, separators=(", ", ": "))
+
+
+def rule_contract(rule: Rule) -> str | None:
+    """The marker of the contract a rule belongs to; None for rules every document meets."""
+    family = rule.id.split(".", 1)[0]
+    return {"shape": SHAPE_SCHEMA, "layout": LAYOUT_SCHEMA, "geometry": PAGE_GEOMETRY_SCHEMA}.get(
+        family
+    )
+
+
+def failing_example(rule: Rule) -> tuple[bytes, bytes | None] | None:
+    """The bytes of a document that fails the rule, and of the shape it is judged against."""
+    marker = rule_contract(rule) or SHAPE_SCHEMA
+    if rule.breaks is None and rule.breaks_shape is None:
+        return None
+    if isinstance(rule.breaks, str):
+        return rule.breaks.encode("utf-8"), None
+    doc = _changed(EXAMPLES[marker], rule.breaks or {})
+    against = None
+    if CONTRACTS[marker].needs_shape:
+        against = _changed(EXAMPLE_SHAPE, rule.breaks_shape or {})
+    return _text(doc).encode(), None if against is None else _text(against).encode()
+
+
+def _changed(base: Mapping[str, Any], changes: Mapping[str, object]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in changes.items():
+        if value is ...:
+            out.pop(key, None)
+        else:
+            out[key] = value
+    return out
+
+
+def judge_example(document: bytes, against: bytes | None) -> list[tuple[str, str, str]]:
+    """(rule id, pointer, message) of each violation the library finds in an example."""
+    from fib_quant_kv.verdict import Checker
+
+    checker = Checker() if against is None else Checker.for_shape(against, strict=False)
+    return [(v.rule, v.pointer, v.message) for v in checker.check(document).violations]
+
+
+def explain(rule: Rule) -> str:
+    """What `fib-quant-kv rule ID` prints: the rule, when it runs, and examples run live."""
+    marker = rule_contract(rule)
+    lines = [
+        rule.id,
+        f"  step:     {rule.step} (the order of checks: {_STEPS})",
+        f"  category: {' or '.join(rule.codes)}",
+        f"  applies:  {marker or 'every document'}",
+        f"  checks:   {rule.checks}",
+        "",
+    ]
+    example = failing_example(rule)
+    if example is None:
+        lines.append("  No single document shows it failing: " + _why_no_example(rule))
+    else:
+        document, against = example
+        lines.append("  Fails, for example:")
+        lines.append(f"    {document.decode('utf-8', 'replace')}")
+        if against is not None:
+            lines.append(f"    against the shape {against.decode()}")
+        for rule_id, where, message in judge_example(document, against):
+            lines.append(f"    -> {rule_id} at {where or '(the whole document)'}: {message}")
+    passing = EXAMPLES.get(marker or SHAPE_SCHEMA)
+    if rule.step < 10 and passing is not None:
+        lines.append("  Passes, for example:")
+        lines.append(f"    {_text(passing)}")
+    return "\n".join(lines) + "\n"
+
+
+def _why_no_example(rule: Rule) -> str:
+    if rule.step >= 10:
+        return "it is a check of a set of documents (see docs/sets.md)."
+    if rule.step == 1:
+        return "the example would be larger than a screen."
+    return "in a document an earlier check decides first; only a model built in code reaches it."
+
+
+def rule_table() -> list[str]:
+    """What `fib-quant-kv rule` prints: one line per rule id, in the order of checks."""
+    width = max(len(rule_id) for rule_id in RULES)
+    return [
+        f"{rule.id:<{width}}  {rule.step:>2}  {'/'.join(rule.codes):<40}  {rule.checks}"
+        for rule in RULES.values()
+    ]
+
+
+# docs/ -----------------------------------------------------------------------------------------
+
+
+def _resolve(root: dict[str, Any], prop: dict[str, Any]) -> dict[str, Any]:
+    if "$ref" in prop:
+        resolved: dict[str, Any] = root["$defs"][prop["$ref"].rsplit("/", 1)[1]]
+        return {**resolved, **{k: v for k, v in prop.items() if k != "$ref"}}
+    return prop
+
+
+def _type_of(root: dict[str, Any], prop: dict[str, Any]) -> tuple[str, str]:
+    """A field's type and what it allows, in words."""
+    prop = _resolve(root, prop)
+    if "anyOf" in prop:
+        parts = [_type_of(root, option) for option in prop["anyOf"]]
+        return " or ".join(p[0] for p in parts), "; ".join(p[1] for p in parts if p[1])
+    kind = prop.get("type", "")
+    if "const" in prop:
+        return "string", f"exactly `{prop['const']}`"
+    if "enum" in prop:
+        return "string", "one of " + ", ".join(f"`{v}`" for v in prop["enum"])
+    if kind == "integer":
+        name = {4294967295: "u32", 18446744073709551615: "u64"}.get(prop["maximum"], "integer")
+        return name, f"{prop.get('minimum', 0)}..={prop['maximum']}"
+    if kind == "array":
+        item, allowed = _type_of(root, prop["items"])
+        return f"array of {item}", allowed
+    if kind == "string" and "pattern" in prop:
+        return "string", f"matching `{prop['pattern']}`"
+    if kind == "string" and "minLength" in prop:
+        return "string", f"at least {prop['minLength']} character"
+    return kind or "object", ""
+
+
+def _field_table(root: dict[str, Any], properties: dict[str, Any]) -> list[str]:
+    lines = ["| # | field | type | allowed | description |", "|---|---|---|---|---|"]
+    for number, (name, prop) in enumerate(properties.items(), 1):
+        kind, allowed = _type_of(root, prop)
+        description = _resolve(root, prop).get("description", "")
+        lines.append(f"| {number} | `{name}` | {kind} | {allowed} | {description} |")
+    return lines
+
+
+def _rules_table(rules: list[Rule]) -> list[str]:
+    lines = ["| step | rule id | category | checks |", "|---|---|---|---|"]
+    for rule in rules:
+        lines.append(
+            f"| {rule.step} | [`{rule.id}`](rules.md#{_anchor(rule.id)}) | "
+            f"{', '.join(rule.codes)} | {rule.checks} |"
+        )
+    return lines
+
+
+def _anchor(rule_id: str) -> str:
+    return rule_id.replace(".", "")
+
+
+def _contract_page(marker: str) -> str:
+    from fib_quant_kv.derive import canonical_layout, new_page_geometry
+    from fib_quant_kv.digests import encode
+    from fib_quant_kv.verdict import decode, digest
+
+    root = shared_schema(marker)
+    contract = CONTRACTS[marker]
+    family = {"shape": shape, "layout": layout, "geometry": geometry}[contract.kind]
+    example_shape = decode(_text(EXAMPLE_SHAPE).encode())
+    assert example_shape.schema_version == SHAPE_SCHEMA
+    if contract.kind == "shape":
+        model: Any = example_shape
+    elif contract.kind == "layout":
+        model = canonical_layout(example_shape)
+    else:
+        model = new_page_geometry(256, example_shape.head_dim, 72)
+    against = example_shape if contract.needs_shape else None
+    cbor = encode(model, "cbor")
+    lines = [
+        f"# {root['title']}: `{marker}`",
+        "",
+        root["description"],
+        "",
+        f"- marker (`schema_version`, also the digest domain): `{marker}`",
+        f"- `$id`: `{root['$id']}`",
+        f"- schema: [`schemas/{marker}.schema.json`](../schemas/{marker}.schema.json)",
+        f"- every field is required; no other field is allowed (rule `{SCHEMA_RULES[3].id}`)",
+        "",
+        "## Fields, in contract order",
+        "",
+        "The order is part of the contract: it is the order of the canonical JSON that is "
+        "digested.",
+        "",
+        *_field_table(root, root["properties"]),
+        "",
+        "## Rules, in the order they are checked",
+        "",
+        *_rules_table([*DECODE_RULES, *SCHEMA_RULES, *family.RULES]),
+        "",
+        "## Worked example",
+        "",
+    ]
+    if against is not None:
+        lines += [
+            "Judged against the shape of [the shape page's example](fib_quant_kv_tensor_shape_v1.md"
+            f"#worked-example) (digest `{digest(against)}`).",
+            "",
+        ]
+    canonical = encode(model).decode()
+    lines += [
+        "```json",
+        json.dumps(json.loads(canonical), indent=2),
+        "```",
+        "",
+        f"- canonical JSON (what is digested after `{marker}` and a 0x00 byte): `{canonical}`",
+        f"- digest: `{digest(model, against)}`",
+        f"- deterministic CBOR ({len(cbor)} bytes): `{cbor.hex()}`",
+        f"- digest of the CBOR bytes (on request only): `{digest(model, against, 'cbor')}`",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _sets_page() -> str:
+    root = shared_schema(SET_SCHEMA)
+    entry = root["$defs"]["SetEntry"]
+    lines = [
+        f"# {root['title']}: set files (`{SET_FILE}`)",
+        "",
+        root["description"],
+        "",
+        f"- format marker (`set_format`): `{SET_FORMAT}`",
+        f"- `$id`: `{root['$id']}`",
+        f"- schema: [`schemas/{SET_SCHEMA}.schema.json`](../schemas/{SET_SCHEMA}.schema.json)",
+        "",
+        "## Fields",
+        "",
+        *_field_table(root, root["properties"]),
+        "",
+        "Each entry of `documents`:",
+        "",
+        *_field_table(root, entry["properties"]),
+        "",
+        "## Which shape a layout or geometry is judged against",
+        "",
+        "In the reference a layout names only its shape's marker and a geometry names nothing. "
+        "fib-quant-kv binds them, in this order:",
+        "",
+        "1. a shape given for the whole run (`--shape FILE`);",
+        f"2. else the set file `{SET_FILE}` in the document's folder, if it lists the document;",
+        "3. else the naming convention: `<prefix>layout.*` belongs to `<prefix>shape.*` "
+        "(`key_layout.json` to `key_shape.json`, `llama_value_layout.cbor` to "
+        "`llama_value_shape.cbor`); `<prefix>geometry.*` and `<prefix>page_geometry.*` are "
+        "judged against every `<prefix>*shape.*` in their folder (`page_geometry.json` against "
+        "all of them). Of a shape in both encodings, the one in the document's own is used.",
+        "",
+        f"A layout or geometry that none of these pairs with a shape is invalid "
+        f"(`{SET_RULES[0].id}`) unless `--structure-only` accepts the schema's checks alone. "
+        "A shape named on the command line brings its layouts and geometries into the run.",
+        "",
+        "## The set's digest",
+        "",
+        f"`blake3:` + hex BLAKE3 over `{SET_FORMAT}` || 0x00 || the compact JSON of a sorted "
+        "array with one item per document, `[kind, role, digest, [digests of its shapes, "
+        "sorted]]`. Paths play no part: the same documents bound the same way have one "
+        "digest wherever they are stored, so a serving system can key caches on it.",
+        "",
+        "## Rules",
+        "",
+        *_rules_table(list(SET_RULES)),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _rules_page() -> str:
+    lines = [
+        "# Rules",
+        "",
+        "Every check has a stable id; each violation carries it (`rule` in `--format json`), "
+        "and `fib-quant-kv rule ID` prints the entry below. The examples are run by the "
+        "library when this page is made.",
+        "",
+    ]
+    for rule in RULES.values():
+        text = explain(rule).splitlines()
+        lines += [f"## {rule.id}", "", "```", *text[1:], "```", ""]
+    return "\n".join(lines)
+
+
+def _index_page() -> str:
+    lines = [
+        "# fib-quant-kv contract reference",
+        "",
+        "Made by `nox -s docs` from `schemas/` and the rules' declarations; never edited by hand.",
+        "",
+        "| document | marker | page |",
+        "|---|---|---|",
+    ]
+    for marker in markers():
+        root = shared_schema(marker)
+        lines.append(f"| {root['title']} | `{marker}` | [{marker}.md]({marker}.md) |")
+    lines += [
+        f"| set file | `{SET_FORMAT}` | [sets.md](sets.md) |",
+        "",
+        f"A document is judged in steps: {_STEPS}. The first failure in the reference's order "
+        "is always among those reported.",
+        "",
+        "## Every rule",
+        "",
+        *_rules_table(list(RULES.values())),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def render_docs() -> dict[str, str]:
+    """Every page of docs/, by file name."""
+    pages = {"index.md": _index_page(), "rules.md": _rules_page(), "sets.md": _sets_page()}
+    for marker in markers():
+        pages[f"{marker}.md"] = _contract_page(marker)
+    return pages
+
+
+def write_docs(folder: str) -> None:
+    """Write docs/ afresh: every page rendered, nothing else left in the folder."""
+    os.makedirs(folder, exist_ok=True)
+    pages = render_docs()
+    for name in os.listdir(folder):
+        if name.endswith(".md") and name not in pages:
+            os.unlink(os.path.join(folder, name))
+    for name, text in pages.items():
+        with open(os.path.join(folder, name), "w", encoding="utf-8", newline="\n") as handle:
+            handle.write(text)
+
+
+if __name__ == "__main__":
+    import sys
+
+    write_docs(sys.argv[1] if len(sys.argv) > 1 else "docs")

@@ -1,0 +1,806 @@
+"""Sets of documents: which shape each layout and geometry is judged against, and set files.
+
+In the reference a layout names only its shape's marker and a geometry names nothing: the
+binding to one shape is made by other documents. This module makes it, in this order:
+
+1. a shape given for every document (`--shape`);
+2. else a set file (`fib-quant-kv-set.json`) in the document's folder that lists it;
+3. else the naming convention `plan` writes: `<prefix>layout.*` belongs to `<prefix>shape.*`
+   (`key_layout.json` to `key_shape.json`, `llama_value_layout.cbor` to
+   `llama_value_shape.cbor`), and `<prefix>geometry.*` or `<prefix>page_geometry.*` is judged
+   against every `<prefix>...shape.*` in its folder (`page_geometry.json` against all of them).
+
+A layout or geometry for which none finds a shape is invalid (rule `set.no_shape`) unless the
+caller accepts structure-only checks. Everything here reads through a `Store`, so the same
+engine judges files on disk and documents held in memory.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import posixpath
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
+
+from fib_quant_kv.contracts import SHAPE_SCHEMA
+from fib_quant_kv.digests import domain_digest, encode
+from fib_quant_kv.errors import Rule, SetError, Violation, pointer
+from fib_quant_kv.files import CONTRACT_NAME, STDIN, UnreadablePath, expand, read_limited
+from fib_quant_kv.verdict import Checker, Reading, Verdict, read, reading_contract
+
+if TYPE_CHECKING:
+    from fib_quant_kv_models import ContractSetV1, KvTensorShapeV1
+
+SET_FILE = "fib-quant-kv-set.json"
+SET_FORMAT = "fib-quant-kv/contract-set/v1"
+SET_SCHEMA = "fib_quant_kv_contract_set_v1"
+
+# The set's rules: checked after each document's own (steps 1 to 9).
+SET_STEP = 10
+NO_SHAPE = Rule(
+    "set.no_shape",
+    ("set",),
+    SET_STEP,
+    "A layout or geometry is judged against a shape: one given for the run, one its set file "
+    "binds it to, or one the naming convention finds beside it.",
+)
+MALFORMED = Rule(
+    "set.malformed",
+    ("set",),
+    SET_STEP,
+    f"A set file is one strict JSON document that its schema ({SET_SCHEMA}) accepts.",
+)
+PATH = Rule(
+    "set.path",
+    ("set",),
+    SET_STEP,
+    "Each listed path is relative, uses /, stays inside the set's folder, and is listed once.",
+)
+MISSING = Rule(
+    "set.missing_document",
+    ("set",),
+    SET_STEP,
+    "Each listed document exists and can be read as a contract document.",
+)
+KIND = Rule(
+    "set.kind",
+    ("set",),
+    SET_STEP,
+    "Each listed document is of the kind and role the set records.",
+)
+DOCUMENT_DIGEST = Rule(
+    "set.document_digest",
+    ("set",),
+    SET_STEP,
+    "Each listed document has the digest the set records: a document changed or swapped "
+    "since the set was written is caught here.",
+)
+BINDING = Rule(
+    "set.binding",
+    ("set",),
+    SET_STEP,
+    "A layout is bound to exactly one listed shape and a geometry to at least one; a shape "
+    "to none; nothing to itself (a cycle) or to a document that is not a shape.",
+)
+SET_DIGEST = Rule(
+    "set.digest",
+    ("set",),
+    SET_STEP,
+    "The set's own digest is the digest of what it lists.",
+)
+UNLISTED = Rule(
+    "set.unlisted",
+    ("set",),
+    SET_STEP,
+    "Every contract document in a set file's folder is listed in the set.",
+)
+RULES = (NO_SHAPE, MALFORMED, PATH, MISSING, KIND, DOCUMENT_DIGEST, BINDING, SET_DIGEST, UNLISTED)
+
+_KIND_WORDS = ("shape", "layout", "geometry")
+
+
+# Where documents come from --------------------------------------------------------------------
+
+
+class Store(Protocol):
+    """Where a run reads documents: files on disk, or documents held in memory."""
+
+    def read(self, path: str) -> bytes:
+        """The bytes of a document; raises UnreadablePath."""
+        ...
+
+    def names(self, folder: str) -> list[str]:
+        """The file names in a folder (empty when it cannot be listed)."""
+        ...
+
+
+class Files:
+    """Documents on disk."""
+
+    def __init__(self) -> None:
+        self._listed: dict[str, list[str]] = {}
+
+    def read(self, path: str) -> bytes:
+        return read_limited(path)
+
+    def names(self, folder: str) -> list[str]:
+        listed = self._listed.get(folder)
+        if listed is None:
+            try:
+                listed = sorted(os.listdir(folder or "."))
+            except OSError:
+                listed = []
+            self._listed[folder] = listed
+        return listed
+
+
+class Memory:
+    """Documents held in memory, by name; names with / are in folders."""
+
+    def __init__(self, documents: Mapping[str, bytes]) -> None:
+        self.documents = dict(documents)
+
+    def read(self, path: str) -> bytes:
+        try:
+            return self.documents[path]
+        except KeyError:
+            raise UnreadablePath(path, "no such document") from None
+
+    def names(self, folder: str) -> list[str]:
+        return sorted(
+            posixpath.basename(name) for name in self.documents if posixpath.dirname(name) == folder
+        )
+
+
+# What a run says of each path ----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Bound:
+    """A shape a layout or geometry was judged against: its path and (if valid) its digest."""
+
+    path: str
+    digest: str | None
+
+
+@dataclass(slots=True)
+class Finding:
+    """What a run found for one path: a document, a set file, or a path it could not read."""
+
+    path: str
+    kind: str | None = None
+    violations: list[Violation] = field(default_factory=list)
+    digest: str | None = None
+    # Whether every rule ran: for a layout or geometry, against at least one shape.
+    rules_run: bool = False
+    shapes: list[Bound] = field(default_factory=list)
+    unreadable: str | None = None
+    # A layout or geometry with no shape, accepted on its structure alone by the caller.
+    structure_only: bool = False
+    # Judged because a shape named in the run has it as a dependent, not named itself.
+    dependent_of: str | None = None
+    verdict: Verdict | None = None
+
+    def verdict_shape(self) -> KvTensorShapeV1 | None:
+        """The document itself, when it is a valid shape."""
+        document = self.verdict.document if self.verdict is not None else None
+        if document is None or document.schema_version != SHAPE_SCHEMA:
+            return None
+        return document
+
+    @property
+    def valid(self) -> bool:
+        """Readable, nothing wrong, and every check run (or structure-only accepted)."""
+        if self.unreadable is not None or self.violations:
+            return False
+        return self.rules_run or self.structure_only
+
+
+# Names ----------------------------------------------------------------------------------------
+
+
+def _split(name: str) -> tuple[str, str, str] | None:
+    """(prefix, kind word, extension) of a name like llama_key_layout.json, else None."""
+    stem, ext = posixpath.splitext(name)
+    if ext not in (".json", ".cbor"):
+        return None
+    for word in _KIND_WORDS:
+        if stem.endswith(word):
+            prefix = stem[: -len(word)]
+            if prefix == "" or prefix[-1] in "_-":
+                return prefix, word, ext
+    return None
+
+
+def _geometry_base(prefix: str) -> str:
+    """The prefix a geometry shares with its shapes: page_geometry's `page_` is its own."""
+    for own in ("page_", "page-"):
+        if prefix.endswith(own):
+            return prefix[: -len(own)]
+    return prefix
+
+
+def _prefer(names: Iterable[str], ext: str) -> list[str]:
+    """One file per stem: the one with the document's own extension, else JSON before CBOR."""
+    by_stem: dict[str, list[str]] = {}
+    for name in names:
+        by_stem.setdefault(posixpath.splitext(name)[0], []).append(name)
+    chosen = []
+    for stem in sorted(by_stem):
+        options = by_stem[stem]
+        exact = [n for n in options if n.endswith(ext)]
+        chosen.append((exact or sorted(options, key=lambda n: not n.endswith(".json")))[0])
+    return chosen
+
+
+# Set files ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SetEntryView:
+    """One listed document of a loaded set file, its path resolved against the set's folder."""
+
+    index: int
+    path: str
+    kind: str
+    role: str | None
+    digest: str
+    shapes: tuple[str, ...]
+
+
+class LoadedSet:
+    """A set file as read: its entries by path, and what is wrong with it as a file."""
+
+    def __init__(self, path: str, entries: list[SetEntryView], digest: str | None) -> None:
+        self.path = path
+        self.entries = {entry.path: entry for entry in entries}
+        self.digest = digest
+        self.violations: list[Violation] = []
+
+    def dependents(self, shape_path: str) -> list[str]:
+        """The listed layouts and geometries bound to a shape."""
+        return [e.path for e in self.entries.values() if shape_path in e.shapes]
+
+
+def set_digest(entries: Iterable[tuple[str, str | None, str, Sequence[str]]]) -> str:
+    """The digest of a set: (kind, role, digest, shape digests) of each document, sorted.
+
+    Paths play no part, so the same documents bound the same way have one digest wherever
+    they are stored and whatever their files are called.
+    """
+    canonical = sorted(
+        [kind, role, digest, sorted(shapes)] for kind, role, digest, shapes in entries
+    )
+    text = json.dumps(canonical, separators=(",", ":"), ensure_ascii=False)
+    return domain_digest(SET_FORMAT, text.encode("utf-8"))
+
+
+def _inside(folder: str, relative: str) -> str | None:
+    """The path of a listed document, or None when it is absolute or leaves the folder."""
+    if not relative or relative.startswith("/") or "\\" in relative or ":" in relative:
+        return None
+    normal = posixpath.normpath(relative)
+    if normal == "." or normal.startswith("../") or normal == "..":
+        return None
+    return posixpath.join(folder, normal) if folder else normal
+
+
+def load_set(store: Store, path: str) -> LoadedSet:
+    """Read and check a set file's own structure and bindings (not yet its documents)."""
+    from pydantic import ValidationError
+
+    from fib_quant_kv.codec.json import decode as decode_json
+    from fib_quant_kv.errors import FibQuantKvError
+    from fib_quant_kv_models import ContractSetV1
+
+    folder = posixpath.dirname(path)
+    loaded = LoadedSet(path, [], None)
+    try:
+        value = decode_json(store.read(path))
+        model = ContractSetV1.model_validate(value)
+    except FibQuantKvError as exc:
+        loaded.violations.append(MALFORMED.at(exc.pointer, exc.message))
+        return loaded
+    except ValidationError as exc:
+        for error in exc.errors(include_url=False):
+            message = f"{error['msg']}, got {error.get('input')!r}"[:300]
+            loaded.violations.append(MALFORMED.at(pointer(*error["loc"]), message))
+        return loaded
+    entries: list[SetEntryView] = []
+    seen: set[str] = set()
+    for index, listed in enumerate(model.documents):
+        where = f"/documents/{index}"
+        resolved = _inside(folder, listed.path)
+        if resolved is None:
+            loaded.violations.append(
+                PATH.at(
+                    f"{where}/path",
+                    f"{listed.path!r}: expected a relative path inside the set's folder",
+                )
+            )
+            continue
+        if resolved in seen:
+            loaded.violations.append(PATH.at(f"{where}/path", f"{listed.path!r} is listed twice"))
+            continue
+        seen.add(resolved)
+        shapes = []
+        for number, shape in enumerate(listed.shapes):
+            bound = _inside(folder, shape)
+            if bound is None:
+                loaded.violations.append(
+                    PATH.at(
+                        f"{where}/shapes/{number}",
+                        f"{shape!r}: expected a relative path inside the set's folder",
+                    )
+                )
+            else:
+                shapes.append(bound)
+        role = None if listed.role is None else str(listed.role)
+        entries.append(
+            SetEntryView(index, resolved, str(listed.kind), role, listed.digest, tuple(shapes))
+        )
+    loaded.entries = {e.path: e for e in entries}
+    loaded.digest = model.digest
+    for entry in entries:
+        loaded.violations.extend(_binding_problems(entry, loaded.entries))
+    return loaded
+
+
+def _binding_problems(entry: SetEntryView, entries: Mapping[str, SetEntryView]) -> list[Violation]:
+    where = f"/documents/{entry.index}/shapes"
+    if entry.kind == "shape":
+        if entry.shapes:
+            return [BINDING.at(where, "a shape is bound to nothing: expected no shapes")]
+        return []
+    if entry.kind == "layout" and len(entry.shapes) != 1:
+        return [BINDING.at(where, f"a layout is bound to one shape, got {len(entry.shapes)}")]
+    if not entry.shapes:
+        return [BINDING.at(where, "a geometry is bound to at least one shape, got none")]
+    found = []
+    for number, shape in enumerate(entry.shapes):
+        target = entries.get(shape)
+        if shape == entry.path:
+            found.append(BINDING.at(f"{where}/{number}", "bound to itself: a cycle"))
+        elif target is None:
+            found.append(
+                BINDING.at(f"{where}/{number}", f"{shape} is not listed: expected a listed shape")
+            )
+        elif target.kind != "shape":
+            found.append(
+                BINDING.at(
+                    f"{where}/{number}", f"{shape} is a {target.kind}: expected a listed shape"
+                )
+            )
+    return found
+
+
+# The run --------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Read:
+    """A document's reading, the checker of its bytes as a shape, and its content digest."""
+
+    reading: Reading
+    digest: str | None
+
+
+class Run:
+    """Judges documents with their shapes: one call of validate, or one library call.
+
+    Each shape file is read and validated once per run, however many documents use it.
+    """
+
+    def __init__(
+        self,
+        store: Store | None = None,
+        *,
+        shape: Checker | None = None,
+        shape_path: str | None = None,
+        structure_only: bool = False,
+        bindings: Mapping[str, Sequence[str]] | None = None,
+    ) -> None:
+        self.store: Store = store or Files()
+        self.shape = shape
+        self.shape_path = shape_path
+        self.structure_only = structure_only
+        self.bindings = bindings
+        self.skipped = 0
+        self._checkers: dict[str, tuple[Checker, Bound]] = {}
+        self._sets: dict[str, LoadedSet | None] = {}
+        self._judged: set[str] = set()
+
+    # Pairing --------------------------------------------------------------------------------
+
+    def _set_of(self, folder: str) -> LoadedSet | None:
+        if folder not in self._sets:
+            has = SET_FILE in self.store.names(folder) and self.bindings is None
+            path = posixpath.join(folder, SET_FILE) if folder else SET_FILE
+            self._sets[folder] = load_set(self.store, path) if has else None
+        return self._sets[folder]
+
+    def _checker(self, path: str) -> tuple[Checker, Bound]:
+        known = self._checkers.get(path)
+        if known is None:
+            try:
+                checker = Checker.for_shape(self.store.read(path), strict=False)
+            except UnreadablePath as exc:
+                missing = MISSING.at("", f"{path}: cannot read: {exc.reason}")
+                checker = Checker.unusable([missing])
+            known = checker, Bound(path, checker.shape_digest)
+            self._checkers[path] = known
+        return known
+
+    def shapes_for(self, path: str, kind: str) -> tuple[list[str], str]:
+        """The shapes a layout or geometry at this path is judged against, and where they came
+        from (or, when there are none, what was looked for)."""
+        folder, name = posixpath.split(path)
+        if self.bindings is not None:
+            bound = list(self.bindings.get(path, ()))
+            return bound, "the bindings given" if bound else f"no binding for {path}"
+        loaded = self._set_of(folder)
+        if loaded is not None and path in loaded.entries:
+            return list(loaded.entries[path].shapes), f"set file {loaded.path}"
+        parts = _split(name)
+        if parts is None:
+            return [], (
+                f"no shape: {name} is not named like <prefix>{kind}.json, so no shape "
+                "can be found beside it"
+            )
+        prefix, _, ext = parts
+        names = self.store.names(folder)
+        if kind == "layout":
+            wanted = f"{prefix}shape"
+            found = [n for n in names if posixpath.splitext(n)[0] == wanted]
+            looked = f"{wanted}.json or {wanted}.cbor"
+        else:
+            base = _geometry_base(prefix)
+            found = [
+                n
+                for n in names
+                if (s := _split(n)) is not None and s[1] == "shape" and n.startswith(base)
+            ]
+            looked = f"{base}*shape.json or .cbor"
+        chosen = [posixpath.join(folder, n) if folder else n for n in _prefer(found, ext)]
+        if chosen:
+            return chosen, "the naming convention"
+        return [], f"no shape: looked for {looked} in {folder or '.'}"
+
+    def shape_model(self, path: str) -> KvTensorShapeV1 | None:
+        """The model of a shape file this run has read."""
+        return self._checker(path)[0].shape
+
+    def dependents_of(self, shape_path: str) -> list[str]:
+        """The layouts and geometries that belong to a shape: listed, bound, or by name."""
+        folder, name = posixpath.split(shape_path)
+        if self.bindings is not None:
+            return sorted(p for p, shapes in self.bindings.items() if shape_path in shapes)
+        loaded = self._set_of(folder)
+        if loaded is not None and shape_path in loaded.entries:
+            return loaded.dependents(shape_path)
+        parts = _split(name)
+        if parts is None or parts[1] != "shape":
+            return []
+        prefix = parts[0]
+        found = []
+        for other in self.store.names(folder):
+            split = _split(other)
+            if split is None:
+                continue
+            if (split[1] == "layout" and split[0] == prefix) or (
+                split[1] == "geometry" and prefix.startswith(_geometry_base(split[0]))
+            ):
+                found.append(posixpath.join(folder, other) if folder else other)
+        return found
+
+    # Judging --------------------------------------------------------------------------------
+
+    def judge(self, path: str, data: bytes, *, named: bool = True) -> Finding | None:
+        """The finding for one document's bytes; None for a walk's file that is no contract."""
+        reading = read(data)
+        contract = reading_contract(reading)
+        if contract is None and not named and not CONTRACT_NAME.search(path):
+            self.skipped += 1
+            return None
+        self._judged.add(path)
+        if contract is None or not contract.needs_shape:
+            verdict = Checker().judge(reading)
+            return _finding(path, verdict)
+        if self.shape is not None:
+            bound = Bound(self.shape_path or "--shape", self.shape.shape_digest)
+            return _finding(path, self.shape.judge(reading), [bound])
+        shapes, source = self.shapes_for(path, contract.kind)
+        if not shapes:
+            verdict = Checker().judge(reading)
+            finding = _finding(path, verdict)
+            if verdict.violations or self.structure_only:
+                finding.structure_only = self.structure_only
+                return finding
+            finding.violations.append(
+                NO_SHAPE.at(
+                    "",
+                    f"a {contract.kind} is judged against its shape: {source}; pass --shape "
+                    f"FILE, list it in a set file ({SET_FILE}), or pass --structure-only to "
+                    "accept the schema's checks alone",
+                )
+            )
+            return finding
+        verdicts, bounds = [], []
+        for shape_path in shapes:
+            checker, bound = self._checker(shape_path)
+            verdicts.append(checker.judge(reading))
+            bounds.append(bound)
+        return _combined(path, verdicts, bounds)
+
+    def run(self, paths: list[str]) -> Iterator[Finding]:
+        """Findings for files and folders (walked), then for the set files and dependents
+        their documents call for. Lazily, so memory stays flat in the number of files."""
+        named_shapes: list[str] = []
+        folders: list[str] = []
+        for item in expand(paths):
+            if isinstance(item, UnreadablePath):
+                yield Finding(item.path, unreadable=item.reason)
+                continue
+            if posixpath.basename(item.path) == SET_FILE:
+                folders.append(posixpath.dirname(item.path))
+                continue
+            try:
+                data = self.store.read(item.path)
+            except UnreadablePath as exc:
+                yield Finding(item.path, unreadable=exc.reason)
+                continue
+            finding = self.judge(item.path, data, named=item.named)
+            if finding is None:
+                continue
+            if item.path != STDIN:
+                folders.append(posixpath.dirname(item.path))
+                if item.named and finding.kind == "shape":
+                    named_shapes.append(item.path)
+            yield finding
+        for shape_path in named_shapes:
+            for dependent in self.dependents_of(shape_path):
+                if dependent in self._judged:
+                    continue
+                try:
+                    data = self.store.read(dependent)
+                except UnreadablePath as exc:
+                    yield Finding(dependent, unreadable=exc.reason)
+                    continue
+                finding = self.judge(dependent, data)
+                if finding is not None:
+                    finding.dependent_of = shape_path
+                    folders.append(posixpath.dirname(dependent))
+                    yield finding
+        if self.shape is None and self.bindings is None:
+            for folder in dict.fromkeys(folders):
+                loaded = self._set_of(folder)
+                if loaded is not None:
+                    yield self.check_set(loaded)
+
+    def check_set(self, loaded: LoadedSet) -> Finding:
+        """The finding for a set file: its own problems, then each listed document's."""
+        finding = Finding(loaded.path, kind="set", violations=list(loaded.violations))
+        if loaded.violations and loaded.digest is None:
+            return finding
+        digests: dict[str, str] = {}
+        kinds: dict[str, tuple[str, str | None]] = {}
+        for entry in loaded.entries.values():
+            where = f"/documents/{entry.index}"
+            try:
+                data = self.store.read(entry.path)
+            except UnreadablePath as exc:
+                finding.violations.append(
+                    MISSING.at(f"{where}/path", f"{entry.path}: {exc.reason}")
+                )
+                continue
+            found = _content(read(data))
+            if found is None:
+                finding.violations.append(
+                    MISSING.at(f"{where}/path", f"{entry.path}: not a readable contract document")
+                )
+                continue
+            kind, role, digest = found
+            kinds[entry.path] = kind, role
+            if kind != entry.kind or (kind == "shape" and role != entry.role):
+                finding.violations.append(
+                    KIND.at(
+                        f"{where}/kind",
+                        f"{entry.path} is a {role + ' ' if role else ''}{kind}: expected a "
+                        f"{entry.role + ' ' if entry.role else ''}{entry.kind}",
+                    )
+                )
+            if digest != entry.digest:
+                finding.violations.append(
+                    DOCUMENT_DIGEST.at(
+                        f"{where}/digest",
+                        f"{entry.path} has digest {digest}: expected {entry.digest}",
+                    )
+                )
+            digests[entry.path] = digest
+        for entry in loaded.entries.values():
+            if entry.kind == "layout" and entry.shapes and entry.role is not None:
+                shape_kind = kinds.get(entry.shapes[0])
+                if shape_kind is not None and shape_kind[1] != entry.role:
+                    finding.violations.append(
+                        BINDING.at(
+                            f"/documents/{entry.index}/shapes/0",
+                            f"a {entry.role} layout is bound to a {shape_kind[1]} shape",
+                        )
+                    )
+        folder = posixpath.dirname(loaded.path)
+        listed = set(loaded.entries)
+        for name in self.store.names(folder):
+            path = posixpath.join(folder, name) if folder else name
+            if CONTRACT_NAME.search(name) and path not in listed:
+                finding.violations.append(
+                    UNLISTED.at("/documents", f"{name} is in the folder but not in the set")
+                )
+        recorded = {path: e.digest for path, e in loaded.entries.items()}
+        expected = set_digest(
+            (e.kind, e.role, e.digest, [recorded[s] for s in e.shapes if s in recorded])
+            for e in loaded.entries.values()
+        )
+        if loaded.digest is not None and expected != loaded.digest:
+            finding.violations.append(
+                SET_DIGEST.at("/digest", f"expected {expected}, the digest of what is listed")
+            )
+        finding.rules_run = True
+        finding.digest = loaded.digest if not finding.violations else None
+        return finding
+
+
+def _content(reading: Reading) -> tuple[str, str | None, str] | None:
+    """(kind, role, digest of the canonical JSON) of a document whose schema holds."""
+    if isinstance(reading, tuple):
+        contract, fields, canonical = reading
+    elif isinstance(reading, Violation) or reading.model is None or reading.contract is None:
+        return None
+    else:
+        contract, fields, canonical = reading.contract, reading.model, encode(reading.model)
+    role = getattr(fields, "role", None)
+    return (
+        contract.kind,
+        None if role is None else str(role),
+        domain_digest(contract.marker, canonical),
+    )
+
+
+def _finding(path: str, verdict: Verdict, bounds: list[Bound] | None = None) -> Finding:
+    return Finding(
+        path,
+        kind=verdict.kind,
+        violations=list(verdict.violations),
+        digest=verdict.digest,
+        rules_run=verdict.rules_run,
+        shapes=bounds or [],
+        verdict=verdict,
+    )
+
+
+def _combined(path: str, verdicts: list[Verdict], bounds: list[Bound]) -> Finding:
+    """One finding for a document judged against several shapes: every distinct violation."""
+    first = verdicts[0]
+    violations: list[Violation] = []
+    for verdict in verdicts:
+        violations.extend(v for v in verdict.violations if v not in violations)
+    return Finding(
+        path,
+        kind=first.kind,
+        violations=violations,
+        digest=None if violations else first.digest,
+        rules_run=all(v.rules_run for v in verdicts),
+        shapes=bounds,
+        verdict=first,
+    )
+
+
+# The library's entry points -----------------------------------------------------------------
+
+
+def validate_paths(
+    paths: Sequence[str | os.PathLike[str]],
+    *,
+    shape: str | os.PathLike[str] | None = None,
+    structure_only: bool = False,
+) -> list[Finding]:
+    """Judge files and folders as the command line does: each layout and geometry against its
+    shape (the one given, its set file's, or the convention's), set files checked too."""
+    checker = None
+    shape_path = None
+    if shape is not None:
+        shape_path = os.fspath(shape)
+        checker = Checker.for_shape(read_limited(shape_path))
+    run = Run(shape=checker, shape_path=shape_path, structure_only=structure_only)
+    return list(run.run([os.fspath(p) for p in paths]))
+
+
+def validate_documents(
+    documents: Mapping[str, bytes],
+    bindings: Mapping[str, Sequence[str]] | None = None,
+    *,
+    structure_only: bool = False,
+) -> dict[str, Finding]:
+    """Judge documents held in memory, by name. `bindings` maps each layout and geometry to
+    the names of its shapes; without it, names are paired by the naming convention."""
+    run = Run(Memory(documents), structure_only=structure_only, bindings=bindings)
+    found: dict[str, Finding] = {}
+    for name, data in documents.items():
+        finding = run.judge(name, data)
+        if finding is not None:
+            found[name] = finding
+    return found
+
+
+def create_set(folder: str | os.PathLike[str], store: Store | None = None) -> ContractSetV1:
+    """A set of the contract documents in a folder, bound by the naming convention.
+
+    Raises SetError naming the first document that is invalid or has no shape: a set lists
+    only documents that hold together.
+    """
+    from fib_quant_kv_models import ContractSetV1, SetEntry
+
+    root = os.fspath(folder)
+    run = Run(store or Files())
+    run._sets[root] = None  # the set being made is not the one to pair by
+    entries: list[tuple[str, Finding]] = []
+    for name in run.store.names(root):
+        if not CONTRACT_NAME.search(name):
+            continue
+        path = posixpath.join(root, name)
+        try:
+            data = run.store.read(path)
+        except UnreadablePath as exc:
+            raise SetError(f"cannot read: {exc.reason}", path=path, rule=MISSING.id) from None
+        finding = run.judge(path, data)
+        if finding is None or not finding.valid:
+            problem = finding.violations[0] if finding and finding.violations else None
+            raise SetError(
+                f"{name} cannot join a set: {problem.message if problem else 'not valid'}",
+                path=path,
+                pointer=problem.pointer if problem else "",
+                rule=problem.rule if problem else KIND.id,
+            )
+        entries.append((name, finding))
+    digests = {posixpath.join(root, name): f.digest for name, f in entries}
+    rows = []
+    for name, finding in entries:
+        assert finding.digest is not None
+        assert finding.kind is not None
+        shapes = [b.path for b in finding.shapes]
+        unlisted = [s for s in shapes if s not in digests]
+        if unlisted:
+            raise SetError(
+                f"{name} is bound to {unlisted[0]}, which the set would not list",
+                path=posixpath.join(root, name),
+                rule=BINDING.id,
+            )
+        role = None
+        if finding.kind != "geometry":
+            shape = run.shape_model(shapes[0]) if shapes else finding.verdict_shape()
+            role = None if shape is None else str(shape.role)
+        rows.append((name, finding.kind, role, finding.digest, shapes))
+    digest = set_digest(
+        (kind, role, digest, [digests[s] or "" for s in shapes])
+        for _, kind, role, digest, shapes in rows
+    )
+    return ContractSetV1(
+        set_format=SET_FORMAT,
+        digest=digest,
+        documents=[
+            SetEntry(
+                path=name,
+                kind=kind,
+                role=role,
+                digest=digest,
+                shapes=[posixpath.relpath(s, root) for s in shapes],
+            )
+            for name, kind, role, digest, shapes in rows
+        ],
+    )
+
+
+def set_text(contract_set: ContractSetV1) -> bytes:
+    """A set file's bytes: JSON in field order, two-space indented, ending in a newline."""
+    return (contract_set.model_dump_json(indent=2) + "\n").encode("utf-8")
