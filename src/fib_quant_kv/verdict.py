@@ -13,7 +13,6 @@ afresh.
 
 from __future__ import annotations
 
-import functools
 import weakref
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
@@ -68,23 +67,23 @@ class _Proof:
         self.own: list[Violation] | None = None
 
 
+# Proofs by the model's id. A weak reference without a callback is cheap to make; entries of
+# models that are gone are swept when the table has doubled since the last sweep, so its size
+# stays within twice the number of live proven models, at constant cost per entry.
 _PROOFS: dict[int, _Proof] = {}
-
-
-def _forget(key: int, ref: weakref.ref[Any]) -> None:
-    proof = _PROOFS.get(key)
-    if proof is not None and proof.ref is ref:
-        del _PROOFS[key]
+_sweep_at = 1024
 
 
 def remember(model: D, canonical: bytes | None = None) -> D:
     """Record that a model's schema holds (the caller has just proven it); returns the model."""
-    key = id(model)
-    proof = _Proof(
-        weakref.ref(model, functools.partial(_forget, key)), tuple(model.__dict__.values())
-    )
+    global _sweep_at
+    proof = _Proof(weakref.ref(model), tuple(model.__dict__.values()))
     proof.canonical = canonical
-    _PROOFS[key] = proof
+    _PROOFS[id(model)] = proof
+    if len(_PROOFS) > _sweep_at:
+        for key in [k for k, p in _PROOFS.items() if p.ref() is None]:
+            del _PROOFS[key]
+        _sweep_at = max(1024, 2 * len(_PROOFS))
     return model
 
 
@@ -98,14 +97,13 @@ def _proof(model: Document) -> _Proof | None:
     return proof
 
 
-def _prove(model: Document) -> tuple[_Proof | None, Structure | None]:
+def _prove(model: Document, contract: Contract) -> tuple[_Proof | None, Structure | None]:
     """The model's proof, checking its schema first if it has none (and remembering a pass)."""
     proof = _proof(model)
     if proof is not None:
         return proof, None
     from fib_quant_kv.structure import check_structure
 
-    contract = contract_of(model)
     # A model built in code (model_construct, model_copy) skipped its schema: in the reference
     # a u32 field cannot hold -1 or 2^32, and the rules assume well-typed fields.
     found = check_structure(dict(model), contract)
@@ -120,7 +118,7 @@ def _prove(model: Document) -> tuple[_Proof | None, Structure | None]:
 
 def shape_problems(shape: KvTensorShapeV1) -> list[Violation]:
     """Everything wrong with a shape, schema first; empty for a valid shape. Run once a shape."""
-    proof, found = _prove(shape)
+    proof, found = _prove(shape, CONTRACTS[SHAPE_SCHEMA])
     if proof is None:
         assert found is not None
         return merged(found, None, [])
@@ -129,8 +127,7 @@ def shape_problems(shape: KvTensorShapeV1) -> list[Violation]:
     return proof.own
 
 
-def _shape_of(doc: Document, shape: KvTensorShapeV1 | None) -> KvTensorShapeV1 | None:
-    contract = contract_of(doc)
+def _shape_of(contract: Contract, shape: KvTensorShapeV1 | None) -> KvTensorShapeV1 | None:
     if not contract.needs_shape:
         return None
     if shape is None:
@@ -146,17 +143,20 @@ def _shape_of(doc: Document, shape: KvTensorShapeV1 | None) -> KvTensorShapeV1 |
 
 def _violations(
     doc: Document, shape: KvTensorShapeV1 | None
-) -> tuple[list[Violation], _Proof | None]:
-    """Every violation of a model, and its proof when its schema holds."""
-    against = _shape_of(doc, shape)
-    if against is None and doc.schema_version == SHAPE_SCHEMA:
-        own = shape_problems(doc)  # the marker narrows doc to a shape
-        return list(own), _proof(doc)
+) -> tuple[list[Violation], _Proof | None, Contract]:
+    """Every violation of a model, its proof when its schema holds, and its contract."""
+    contract = contract_of(doc)
+    against = _shape_of(contract, shape)
     shape_broken = shape_problems(against) if against is not None else []
-    proof, structure = _prove(doc)
+    proof, structure = _prove(doc, contract)
     if structure is not None:
-        return merged(structure, against, shape_broken), None
-    return list(semantic_violations(doc, against, shape_broken)), proof
+        return merged(structure, against, shape_broken), None, contract
+    assert proof is not None  # a model whose schema holds has been remembered
+    if against is None:
+        if proof.own is None:
+            proof.own = list(shape_violations(doc))  # type: ignore[arg-type]  # a shape's
+        return list(proof.own), proof, contract
+    return list(semantic_violations(doc, against, shape_broken)), proof, contract
 
 
 def collect_violations(doc: Document, shape: KvTensorShapeV1 | None = None) -> list[Violation]:
@@ -173,11 +173,11 @@ def validate(doc: Document, shape: KvTensorShapeV1 | None = None) -> None:
 
 def digest(doc: Document, shape: KvTensorShapeV1 | None = None, encoding: Encoding = "json") -> str:
     """Validate, then digest the canonical bytes. The JSON digest is the reference's."""
-    found, proof = _violations(doc, shape)
+    found, proof, contract = _violations(doc, shape)
     if found:
         raise found[0].to_error()
     assert proof is not None  # a model without violations has been proven
-    marker = contract_of(doc).marker
+    marker = contract.marker
     if encoding != "json":
         return domain_digest(marker, encode(doc, encoding))
     if proof.canonical is None:
@@ -197,10 +197,10 @@ def merged(
     """
     contract, schema_broken, readable = found.contract, found.violations, found.readable
     if contract is not None and contract.needs_shape:
-        if shape is None:
-            return list(schema_broken)
         if shape_broken:
             return [*schema_broken, *broken_shape(contract.marker, shape_broken)]
+        if shape is None:
+            return list(schema_broken)
     if readable is None:
         return list(schema_broken)
     named = {v.pointer for v in schema_broken}
@@ -304,8 +304,9 @@ class Verdict:
     ) -> None:
         self.kind = kind
         self._document = document
-        # The contract and canonical JSON of a document the hot path read without a model.
-        self._canonical: tuple[Contract, bytes] | None = None
+        # The contract, fields and canonical JSON of a document the hot path read without a
+        # model.
+        self._canonical: FastRead | None = None
         self.violations = [] if violations is None else violations
         self.digest = digest
         # Whether the reference's rules ran: not for undecodable bytes, nor for a layout or
@@ -323,7 +324,7 @@ class Verdict:
     def document(self) -> Document | None:
         """The model of the document, if its structure is valid (built on first use)."""
         if self._document is None and self._canonical is not None:
-            contract, canonical = self._canonical
+            contract, _, canonical = self._canonical
             self._document = remember(contract.model.model_validate_json(canonical), canonical)
         return self._document
 
@@ -469,10 +470,13 @@ class Checker:
         if fields.schema_version == SHAPE_SCHEMA:
             violations = list(shape_violations(fields))
             against = None
-        elif self._shape is None and not self._shape_broken:
+        elif self._shape_broken:
+            violations = broken_shape(contract.marker, self._shape_broken)
+            against = None
+        elif self._shape is None:
             verdict = Verdict(contract.kind, model)
             if model is None:
-                verdict._canonical = contract, canonical
+                verdict._canonical = contract, fields, canonical
             return verdict
         else:
             violations = list(semantic_violations(fields, self._shape, self._shape_broken))
@@ -480,7 +484,7 @@ class Checker:
         found = None if violations else domain_digest(contract.marker, canonical)
         verdict = Verdict(contract.kind, model, violations, found, True, against)
         if model is None:
-            verdict._canonical = contract, canonical
+            verdict._canonical = contract, fields, canonical
         return verdict
 
     def check_all(self, documents: Iterable[bytes]) -> Iterator[Verdict]:

@@ -120,7 +120,7 @@ class JsonReporter:
 
     def report(self, finding: Finding) -> None:
         path = display_path(finding.path)
-        if finding.valid and not finding.shapes and finding.dependent_of is None:
+        if finding.valid and finding.kind == "shape" and finding.dependent_of is None:
             # The common line (a valid shape), written without building and serialising a dict.
             self.out.write(
                 f'{{"path": {encode_basestring(path)}, "kind": "{finding.kind}", "valid": true, '

@@ -16,7 +16,9 @@ F32_BYTES = 4
 # schema, and the shape's own rules).
 SHAPE_VALID = Rule(
     "geometry.shape_valid",
-    ("corrupt_payload", "resource_limit_exceeded"),
+    # The shape's own category: its rules', or its decoding's or schema's, or the set's when
+    # its file cannot be read.
+    ("corrupt_payload", "resource_limit_exceeded", "decode", "schema", "set"),
     3,
     "The shape the geometry is judged against is itself valid; nothing about the geometry "
     "can be judged against a broken shape. Reported with the shape's own category.",

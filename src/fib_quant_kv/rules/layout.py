@@ -19,7 +19,9 @@ _NOT_CANONICAL = "only canonical contiguous kv layout is supported by the CPU re
 # and the shape's own rules).
 SHAPE_VALID = Rule(
     "layout.shape_valid",
-    ("corrupt_payload", "resource_limit_exceeded"),
+    # The shape's own category: its rules', or its decoding's or schema's, or the set's when
+    # its file cannot be read.
+    ("corrupt_payload", "resource_limit_exceeded", "decode", "schema", "set"),
     3,
     "The shape the layout is judged against is itself valid; nothing about the layout "
     "can be judged against a broken shape. Reported with the shape's own category.",

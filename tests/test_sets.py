@@ -1,0 +1,515 @@
+"""Sets of documents: each layout and geometry judged against its shape, and set files."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import fib_quant_kv as fqk
+from fib_quant_kv.sets import SET_FILE
+from tests.conftest import CONFIGS, EXAMPLES, Cli
+
+
+def by_name(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Records keyed by `folder/file`, the last two parts of their paths."""
+    return {"/".join(Path(r["path"]).parts[-2:]): r for r in records}
+
+
+def shape_names(record: dict[str, Any]) -> list[str]:
+    return ["/".join(Path(s["path"]).parts[-2:]) for s in record["shapes"]]
+
+
+def plan(cli: Cli, out: Path, tokens: int = 8192, *extra: str) -> None:
+    code, _, err = cli(
+        "plan",
+        str(CONFIGS / "llama-3.1-8b.json"),
+        "--tokens",
+        str(tokens),
+        "--out",
+        str(out),
+        *extra,
+    )
+    assert code == 0, err
+
+
+def rewrite(path: Path, **changes: Any) -> None:
+    """Change fields of a JSON document in place, keeping it in field order."""
+    doc = json.loads(path.read_text())
+    doc.update(changes)
+    path.write_text(json.dumps(doc, separators=(",", ":")) + "\n")
+
+
+def copy_examples(tmp_path: Path, *names: str) -> Path:
+    folder = tmp_path / "kv"
+    folder.mkdir()
+    for name in names:
+        shutil.copy(EXAMPLES / name, folder / name)
+    return folder
+
+
+# A repository of several models, validated with no arguments ---------------------------------
+
+
+def test_a_multi_model_tree_pairs_every_document_with_its_own_shape(cli: Cli, models: Path) -> None:
+    code, records = cli.records(str(models))
+    assert code == 0
+    found = by_name(records)
+    assert set(found) == {
+        f"{model}/{name}"
+        for model in ("llama", "qwen")
+        for name in (
+            "key_shape.json",
+            "value_shape.json",
+            "key_layout.json",
+            "value_layout.json",
+            "page_geometry.json",
+            SET_FILE,
+        )
+    }
+    for model in ("llama", "qwen"):
+        assert shape_names(found[f"{model}/key_layout.json"]) == [f"{model}/key_shape.json"]
+        assert shape_names(found[f"{model}/value_layout.json"]) == [f"{model}/value_shape.json"]
+        assert shape_names(found[f"{model}/page_geometry.json"]) == [
+            f"{model}/key_shape.json",
+            f"{model}/value_shape.json",
+        ]
+        for record in found.values():
+            assert record["valid"] is True
+            assert record["shape_checked"] is True
+        shape_digest = found[f"{model}/key_shape.json"]["digest"]
+        assert found[f"{model}/key_layout.json"]["shapes"][0]["digest"] == shape_digest
+
+
+def test_one_shape_for_every_document_names_the_shape_in_each_failure(
+    cli: Cli, models: Path
+) -> None:
+    llama = models / "llama" / "key_shape.json"
+    code, out, _ = cli("validate", "--shape", str(llama), str(models / "qwen"))
+    assert code == 1
+    failing = [line for line in out.splitlines() if "[layout.canonical]" in line]
+    assert failing, out
+    for line in failing:
+        # The expected and the actual stride, and the shape they were computed from.
+        assert "expected " in line
+        assert ", got " in line
+        assert line.endswith(f"against {llama} {fqk.digest(fqk.decode(llama.read_bytes()))}")
+
+
+# The pre-commit hook passes only changed files -------------------------------------------------
+
+
+def test_a_geometry_passed_alone_finds_its_shapes(cli: Cli, models: Path) -> None:
+    geometry = models / "llama" / "page_geometry.json"
+    rewrite(geometry, tokens_per_page=9000)
+    code, out, _ = cli("validate", str(geometry))
+    assert code == 1
+    assert "::/tokens_per_page: tokens_per_page must be in 1..=8192" in out
+    assert "[geometry.tokens_per_page_range]" in out
+    assert f"against {models / 'llama' / 'key_shape.json'}" in out
+
+
+def test_a_layout_with_a_wrong_stride_passed_alone_fails(cli: Cli, models: Path) -> None:
+    layout = models / "qwen" / "value_layout.json"
+    rewrite(layout, token_stride=64)
+    code, out, _ = cli("validate", str(layout))
+    assert code == 1
+    assert "::/token_stride: only canonical contiguous kv layout" in out
+    assert "expected token_stride 128, got 64" in out
+
+
+def test_a_changed_shape_passed_alone_rechecks_its_dependents(cli: Cli, models: Path) -> None:
+    shape = models / "llama" / "key_shape.json"
+    rewrite(shape, tokens=100)  # the geometry's 256 tokens per page no longer fit
+    code, records = cli.records(str(shape))
+    assert code == 1
+    found = by_name(records)
+    assert found["llama/key_shape.json"]["valid"] is True
+    geometry = found["llama/page_geometry.json"]
+    assert geometry["dependent_of"] == str(shape)
+    assert [e["rule"] for e in geometry["errors"]] == ["geometry.tokens_per_page_range"]
+    layout = found["llama/key_layout.json"]
+    assert {e["rule"] for e in layout["errors"]} == {"layout.canonical"}
+    # The set file records the old shape's digest, and says so.
+    assert "set.document_digest" in {e["rule"] for e in found[f"llama/{SET_FILE}"]["errors"]}
+    assert "llama/value_layout.json" not in found  # it belongs to the value shape
+
+
+# Pairing by name -------------------------------------------------------------------------------
+
+
+def test_prefixed_names_pair_within_their_prefix(cli: Cli, tmp_path: Path) -> None:
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    for prefix, model in (("llama_", "llama-3.1-8b.json"), ("qwen-", "qwen2.5-7b.json")):
+        code, _, err = cli(
+            "plan", str(CONFIGS / model), "--tokens", "512", "--tokens-per-page", "64",
+            "--encoded-block-bytes", "72", "--out", str(tmp_path / prefix),
+        )  # fmt: skip
+        assert code == 0, err
+        for made in (tmp_path / prefix).glob("*_*.json"):
+            shutil.copy(made, folder / f"{prefix}{made.name}")
+    code, records = cli.records(str(folder))
+    assert code == 0, records
+    found = {Path(r["path"]).name: r for r in records}
+    assert shape_names(found["llama_key_layout.json"]) == ["mixed/llama_key_shape.json"]
+    assert shape_names(found["qwen-value_layout.json"]) == ["mixed/qwen-value_shape.json"]
+    assert shape_names(found["llama_page_geometry.json"]) == [
+        "mixed/llama_key_shape.json",
+        "mixed/llama_value_shape.json",
+    ]
+
+
+def test_a_geometry_without_prefix_is_judged_against_every_shape_of_its_folder(
+    cli: Cli, tmp_path: Path
+) -> None:
+    folder = copy_examples(tmp_path, "key_shape.json", "value_shape.json", "page_geometry.json")
+    (folder / "draft_shape.json").write_bytes((EXAMPLES / "key_shape.json").read_bytes())
+    rewrite(folder / "draft_shape.json", head_dim=64)
+    code, records = cli.records(str(folder / "page_geometry.json"))
+    assert code == 1
+    (geometry,) = records
+    assert shape_names(geometry) == [
+        "kv/draft_shape.json",
+        "kv/key_shape.json",
+        "kv/value_shape.json",
+    ]
+    assert [e["rule"] for e in geometry["errors"]] == ["geometry.head_dim_matches"]
+    assert "expected 64, got 128" in geometry["errors"][0]["message"]
+
+
+def test_a_document_prefers_the_shape_in_its_own_encoding(cli: Cli, tmp_path: Path) -> None:
+    folder = copy_examples(
+        tmp_path, "key_shape.json", "key_shape.cbor", "key_layout.cbor", "key_layout.json"
+    )
+    _, records = cli.records(str(folder / "key_layout.cbor"), str(folder / "key_layout.json"))
+    assert [shape_names(r) for r in records] == [["kv/key_shape.cbor"], ["kv/key_shape.json"]]
+
+
+def test_a_set_file_binds_documents_whatever_their_names(cli: Cli, tmp_path: Path) -> None:
+    folder = copy_examples(tmp_path, "key_shape.json")
+    shutil.copy(EXAMPLES / "key_layout.json", folder / "strides.json")
+    code, _, err = cli("validate", str(folder / "strides.json"))
+    assert code == 1
+    assert "no shape: strides.json is not named like <prefix>layout.json" in err + _
+    # A set file written by hand (or by a tool) binds it.
+    key = fqk.decode((folder / "key_shape.json").read_bytes())
+    layout = fqk.decode((folder / "strides.json").read_bytes())
+    entries = [("key_shape.json", "shape", fqk.digest(key), [])]
+    entries.append(("strides.json", "layout", fqk.digest(layout, key), ["key_shape.json"]))  # type: ignore[arg-type]
+    write_set(folder, entries)
+    code, records = cli.records(str(folder / "strides.json"))
+    assert code == 0, records
+    assert shape_names(records[0]) == ["kv/key_shape.json"]
+
+
+# No silent pass --------------------------------------------------------------------------------
+
+
+def test_a_layout_without_a_shape_is_invalid_and_says_what_was_looked_for(
+    cli: Cli, tmp_path: Path
+) -> None:
+    folder = copy_examples(tmp_path, "key_layout.json")
+    code, out, _ = cli("validate", str(folder / "key_layout.json"))
+    assert code == 1
+    assert f"{folder / 'key_layout.json'}::: a layout is judged against its shape" in out
+    assert f"looked for key_shape.json or key_shape.cbor in {folder}" in out
+    assert "pass --shape FILE" in out
+    assert "[set.no_shape]" in out
+    code, out, _ = cli("validate", "--structure-only", str(folder / "key_layout.json"))
+    assert code == 0
+    assert "layout structure valid; no shape found, its rules not run (--structure-only)" in out
+    code, records = cli.records("--structure-only", str(folder / "key_layout.json"))
+    assert records[0]["valid"] is True
+    assert records[0]["structure_only"] is True
+    assert records[0]["digest"] is None
+
+
+# What a walk judges ----------------------------------------------------------------------------
+
+
+def test_a_walk_judges_contract_documents_only(cli: Cli, tmp_path: Path) -> None:
+    folder = copy_examples(tmp_path, "key_shape.json")
+    broken = b'{"schema_version": "fib_quant_kv_tensor_shape_v1"}'
+    for hidden in (".cache", "node_modules", "__pycache__", "venv"):
+        (folder / hidden).mkdir()
+        (folder / hidden / "key_shape.json").write_bytes(broken)
+    (folder / "venv" / "pyvenv.cfg").write_text("home = /usr\n")
+    (folder / "package.json").write_text('{"name": "not a contract"}')
+    (folder / "notes.cbor").write_bytes(b"\xa1\x61a\x01")
+    (folder / "draft_shape.json").write_text("not even JSON")  # named like one: judged
+    code, out, err = cli("validate", str(folder))
+    assert code == 1
+    assert "draft_shape.json::: malformed JSON" in out
+    assert "key_shape.json: valid shape" in out
+    for skipped in (".cache", "node_modules", "__pycache__", "venv", "package.json", "notes"):
+        assert skipped not in out
+    assert (
+        "2 documents checked, 1 invalid, 2 skipped (JSON or CBOR files that are no contract)" in err
+    )
+    # Named on the command line, a file is always judged.
+    code, out, _ = cli("validate", str(folder / "package.json"))
+    assert code == 1
+    assert "package.json::/schema_version: expected a schema marker" in out
+
+
+# Set files -------------------------------------------------------------------------------------
+
+
+def write_set(folder: Path, entries: list[tuple[str, str, str, list[str]]], **top: Any) -> Path:
+    """A set file for (path, kind, digest, shapes) entries, with the digest it should have."""
+    from fib_quant_kv.sets import set_digest
+
+    roles = {}
+    for path, kind, _, _ in entries:
+        if kind == "shape":
+            roles[path] = json.loads((folder / path).read_text())["role"]
+    documents = [
+        {
+            "path": path,
+            "kind": kind,
+            "role": None if kind == "geometry" else roles.get(path) or roles[shapes[0]],
+            "digest": digest,
+            "shapes": shapes,
+        }
+        for path, kind, digest, shapes in entries
+    ]
+    digests = {path: digest for path, _, digest, _ in entries}
+    body = {
+        "set_format": "fib-quant-kv/contract-set/v1",
+        "digest": set_digest(
+            (d["kind"], d["role"], d["digest"], [digests[s] for s in d["shapes"]])
+            for d in documents
+        ),
+        "documents": documents,
+        **top,
+    }
+    target = folder / SET_FILE
+    target.write_text(json.dumps(body, indent=2))
+    return target
+
+
+def test_set_command_writes_a_set_that_validates(cli: Cli, tmp_path: Path) -> None:
+    folder = copy_examples(
+        tmp_path, "key_shape.json", "key_layout.json", "value_shape.cbor", "page_geometry.json"
+    )
+    code, out, err = cli("set", str(folder))
+    assert code == 0, err
+    written = json.loads((folder / SET_FILE).read_text())
+    assert out == f"{folder / SET_FILE}: {written['digest']}\n"
+    assert [(d["path"], d["kind"], d["role"], d["shapes"]) for d in written["documents"]] == [
+        ("key_layout.json", "layout", "key", ["key_shape.json"]),
+        ("key_shape.json", "shape", "key", []),
+        ("page_geometry.json", "geometry", None, ["key_shape.json", "value_shape.cbor"]),
+        ("value_shape.cbor", "shape", "value", []),
+    ]
+    code, records = cli.records(str(folder))
+    assert code == 0
+    assert by_name(records)[f"kv/{SET_FILE}"]["digest"] == written["digest"]
+
+
+def test_the_set_digest_names_the_documents_not_their_files(cli: Cli, tmp_path: Path) -> None:
+    one = copy_examples(tmp_path, "key_shape.json", "key_layout.json")
+    other = tmp_path / "other"
+    other.mkdir()
+    shutil.copy(EXAMPLES / "key_shape.cbor", other / "llama_key_shape.cbor")
+    shutil.copy(EXAMPLES / "key_layout.cbor", other / "llama_key_layout.cbor")
+    assert fqk.create_set(one).digest == fqk.create_set(other).digest
+    rewrite(one / "key_layout.json", token_stride=128)  # unchanged value, same document
+    assert fqk.create_set(one).digest == fqk.create_set(other).digest
+
+
+def test_a_consistent_but_different_pair_swapped_in_is_caught_by_the_digests(
+    cli: Cli, tmp_path: Path
+) -> None:
+    plan(cli, tmp_path / "kv", 8192)
+    plan(cli, tmp_path / "other", 4096)
+    for name in ("key_shape.json", "key_layout.json"):
+        shutil.copy(tmp_path / "other" / name, tmp_path / "kv" / name)
+    code, records = cli.records(str(tmp_path / "kv"))
+    assert code == 1
+    found = by_name(records)
+    # The swapped pair is valid on its own, and with each other...
+    assert found["kv/key_layout.json"]["valid"] is True
+    # ...but not what the set recorded.
+    errors = found[f"kv/{SET_FILE}"]["errors"]
+    assert [(e["rule"], e["pointer"]) for e in errors] == [
+        ("set.document_digest", "/documents/0/digest"),
+        ("set.document_digest", "/documents/1/digest"),
+    ]
+
+
+def test_an_unlisted_document_beside_a_set_is_reported(cli: Cli, tmp_path: Path) -> None:
+    plan(cli, tmp_path / "kv")
+    shutil.copy(EXAMPLES / "page_geometry.json", tmp_path / "kv" / "old_page_geometry.json")
+    code, records = cli.records(str(tmp_path / "kv"))
+    assert code == 1
+    (error,) = by_name(records)[f"kv/{SET_FILE}"]["errors"]
+    assert error["rule"] == "set.unlisted"
+    assert error["message"] == "old_page_geometry.json is in the folder but not in the set"
+
+
+BAD_SETS = [
+    pytest.param(
+        lambda body: "{not json",
+        ("set.malformed", "", "malformed JSON at line 1 column 2"),
+        id="malformed",
+    ),
+    pytest.param(
+        lambda body: {**body, "set_format": "fib_quant_kv_tensor_shape_v1"},
+        ("set.malformed", "/set_format", "Input should be 'fib-quant-kv/contract-set/v1'"),
+        id="wrong-marker",
+    ),
+    pytest.param(
+        lambda body: _entry(body, 0, path="missing_shape.json"),
+        ("set.missing_document", "/documents/0/path", "missing_shape.json: cannot open"),
+        id="missing-file",
+    ),
+    pytest.param(
+        lambda body: _entry(body, 0, path="../key_shape.json"),
+        ("set.path", "/documents/0/path", "'../key_shape.json': expected a relative path"),
+        id="outside-folder",
+    ),
+    pytest.param(
+        lambda body: _entry(body, 0, path="/etc/key_shape.json"),
+        ("set.path", "/documents/0/path", "'/etc/key_shape.json': expected a relative path"),
+        id="absolute",
+    ),
+    pytest.param(
+        lambda body: _entry(body, 1, kind="geometry", role=None),
+        ("set.kind", "/documents/1/kind", "is a layout: expected a geometry"),
+        id="wrong-kind",
+    ),
+    pytest.param(
+        lambda body: _entry(body, 0, digest="blake3:" + "0" * 64),
+        ("set.document_digest", "/documents/0/digest", "key_shape.json has digest blake3:"),
+        id="digest-differs",
+    ),
+    pytest.param(
+        lambda body: _entry(body, 2, shapes=["key_layout.json"]),
+        ("set.binding", "/documents/2/shapes/0", "key_layout.json is a layout: expected a"),
+        id="bound-to-a-layout",
+    ),
+    pytest.param(
+        lambda body: _entry(body, 1, shapes=["key_layout.json"]),
+        ("set.binding", "/documents/1/shapes/0", "bound to itself: a cycle"),
+        id="cycle",
+    ),
+    pytest.param(
+        lambda body: {**body, "digest": "blake3:" + "1" * 64},
+        ("set.digest", "/digest", "the digest of what is listed"),
+        id="set-digest",
+    ),
+]
+
+
+def _entry(body: dict[str, Any], index: int, **changes: Any) -> dict[str, Any]:
+    documents = [dict(d) for d in body["documents"]]
+    documents[index].update(changes)
+    return {**body, "documents": documents}
+
+
+@pytest.mark.parametrize(("spoil", "want"), BAD_SETS)
+def test_every_bad_set_file_is_named_with_its_entry(
+    cli: Cli, tmp_path: Path, spoil: Any, want: tuple[str, str, str]
+) -> None:
+    folder = copy_examples(tmp_path, "key_shape.json", "key_layout.json", "page_geometry.json")
+    key = fqk.decode((folder / "key_shape.json").read_bytes())
+    entries = [
+        ("key_shape.json", "shape", fqk.digest(key), []),
+        ("key_layout.json", "layout", fqk.digest(EXAMPLE_LAYOUT, key), ["key_shape.json"]),
+        ("page_geometry.json", "geometry", fqk.digest(EXAMPLE_GEOMETRY, key), ["key_shape.json"]),
+    ]
+    target = write_set(folder, entries)
+    spoilt = spoil(json.loads(target.read_text()))
+    target.write_text(spoilt if isinstance(spoilt, str) else json.dumps(spoilt))
+    code, out, err = cli("validate", str(folder))
+    assert code == 1, out + err
+    assert "Traceback" not in out + err
+    rule, where, message = want
+    lines = [line for line in out.splitlines() if line.startswith(f"{target}::{where}: ")]
+    assert any(message in line and line.endswith(f"[{rule}]") for line in lines), out
+
+
+EXAMPLE_LAYOUT = fqk.decode((EXAMPLES / "key_layout.json").read_bytes())
+EXAMPLE_GEOMETRY = fqk.decode((EXAMPLES / "page_geometry.json").read_bytes())
+
+
+# plan --out replaces an earlier plan's set -----------------------------------------------------
+
+
+def test_plan_out_replaces_an_earlier_plan_and_leaves_no_stale_geometry(
+    cli: Cli, tmp_path: Path
+) -> None:
+    out = tmp_path / "kv"
+    plan(cli, out, 8192, "--tokens-per-page", "256", "--encoded-block-bytes", "72")
+    assert (out / "page_geometry.json").exists()
+    plan(cli, out, 4096, "--format", "cbor")
+    assert sorted(p.name for p in out.iterdir()) == [
+        SET_FILE,
+        "key_layout.cbor",
+        "key_shape.cbor",
+        "value_layout.cbor",
+        "value_shape.cbor",
+    ]
+    code, _ = cli.records(str(out))
+    assert code == 0
+
+
+def test_plan_out_refuses_a_folder_of_unlisted_documents(cli: Cli, tmp_path: Path) -> None:
+    out = copy_examples(tmp_path, "page_geometry.json")
+    code, _, err = cli(
+        "plan", str(CONFIGS / "llama-3.1-8b.json"), "--tokens", "64", "--out", str(out)
+    )
+    assert code == 2
+    assert f"{out}: holds contract documents no set file lists (page_geometry.json)" in err
+    assert sorted(p.name for p in out.iterdir()) == ["page_geometry.json"]
+
+
+# The library -----------------------------------------------------------------------------------
+
+
+def test_documents_in_memory_with_their_bindings() -> None:
+    documents = {
+        name: (EXAMPLES / f"{name}.json").read_bytes()
+        for name in ("key_shape", "value_shape", "key_layout", "page_geometry")
+    }
+    found = fqk.validate_documents(
+        documents, {"key_layout": ["key_shape"], "page_geometry": ["key_shape", "value_shape"]}
+    )
+    assert all(f.valid for f in found.values())
+    assert [b.path for b in found["page_geometry"].shapes] == ["key_shape", "value_shape"]
+    unbound = fqk.validate_documents(documents, {"page_geometry": ["key_shape"]})
+    assert [v.rule for v in unbound["key_layout"].violations] == ["set.no_shape"]
+
+
+def test_documents_in_memory_pair_by_name_without_bindings() -> None:
+    documents = {
+        f"kv/{name}.cbor": (EXAMPLES / f"{name}.cbor").read_bytes()
+        for name in ("value_shape", "value_layout")
+    }
+    found = fqk.validate_documents(documents)
+    assert [b.path for b in found["kv/value_layout.cbor"].shapes] == ["kv/value_shape.cbor"]
+    assert found["kv/value_layout.cbor"].valid
+
+
+def test_validate_paths_is_what_validate_reports(cli: Cli, models: Path) -> None:
+    findings = fqk.validate_paths([models])
+    _, records = cli.records(str(models))
+    assert [(f.path, f.valid, f.digest) for f in findings] == [
+        (r["path"], r["valid"], r["digest"]) for r in records
+    ]
+
+
+def test_create_set_refuses_a_document_without_its_shape(tmp_path: Path) -> None:
+    folder = copy_examples(tmp_path, "key_shape.json", "value_layout.json")
+    with pytest.raises(fqk.SetError) as raised:
+        fqk.create_set(folder)
+    assert raised.value.path == str(folder / "value_layout.json")
+    assert raised.value.rule == "set.no_shape"
+    assert "value_layout.json cannot join a set: a layout is judged against its shape" in str(
+        raised.value
+    )
