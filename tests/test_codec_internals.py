@@ -53,7 +53,7 @@ GEOMETRY: dict[str, Any] = {
 
 def general(data: bytes) -> Any:
     """What the general CBOR reader makes of bytes (which must be exactly one item)."""
-    reader = cbor._Reader(data)
+    reader = cbor._Reader(data, document=False)
     value = reader.item((), 0)
     assert reader.pos == len(data)
     return value

@@ -493,7 +493,9 @@ def first_geometry_failure(geometry: KvPageGeometryV1, shape: KvTensorShapeV1) -
     if geometry.schema_version != GEOMETRY_MARKER:
         return ("corrupt_payload", "/schema_version", "", True)
     if not 1 <= geometry.tokens_per_page <= shape.tokens:
-        return ("corrupt_payload", "/tokens_per_page", "", geometry.tokens_per_page == 0)
+        # The schema states the lower bound and u32's upper one; the shape's tokens it cannot.
+        stated = not 1 <= geometry.tokens_per_page <= U32_MAX
+        return ("corrupt_payload", "/tokens_per_page", "", stated)
     if geometry.vectors_per_block != 1:
         return ("dependency_unsupported", "/vectors_per_block", "one vector per block", False)
     if geometry.head_dim != shape.head_dim:

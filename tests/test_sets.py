@@ -253,7 +253,7 @@ def test_a_walk_judges_contract_documents_only(cli: Cli, tmp_path: Path) -> None
     # Named on the command line, a file is always judged.
     code, out, _ = cli("validate", str(folder / "package.json"))
     assert code == 1
-    assert "package.json::/schema_version: expected a schema marker" in out
+    assert "package.json::/name: unknown field 'name': no contract" in out
 
 
 # Set files -------------------------------------------------------------------------------------

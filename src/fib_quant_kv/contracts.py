@@ -10,7 +10,7 @@ from functools import cache
 from importlib import resources
 from typing import TYPE_CHECKING, Any, Final, Literal, TypeAlias
 
-from fib_quant_kv.errors import Rule, Violation
+from fib_quant_kv.errors import Rule, Violation, pointer
 
 if TYPE_CHECKING:
     from jsonschema.protocols import Validator
@@ -191,29 +191,14 @@ def every_field() -> frozenset[str]:
     return frozenset(name for marker in CONTRACTS for name in field_names(marker))
 
 
-@cache
-def most_fields() -> int:
-    """The field count of the largest contract: no document has more."""
-    return max(len(field_names(marker)) for marker in CONTRACTS)
-
-
-def unknown_field(key: str, contract: Contract | None, more: int = 0) -> Violation:
-    """The violation for an unknown key (and, counted, for the unknown keys after it)."""
-    from fib_quant_kv.errors import pointer
-
-    others = f" (and {more} more)" if more else ""
-    if contract is None:
-        expected = f"no {' or '.join(c.kind for c in CONTRACTS.values())} has such a field"
+def unknown_field(key: str, contract: Contract | None) -> Violation:
+    """The violation for a key its contract does not have (or that no contract has)."""
+    if contract is None or key not in every_field():
+        kinds = ", ".join(c.kind for c in CONTRACTS.values())
+        expected = f"no contract ({kinds}) has such a field"
     else:
         expected = "expected only " + ", ".join(field_names(contract.marker))
-    return UNKNOWN_FIELD.at(pointer(key), f"unknown field {key!r}{others}: {expected}")
-
-
-def too_many_fields(count: int) -> Violation:
-    """The violation for an object longer than any contract: refused before it is read."""
-    return UNKNOWN_FIELD.at(
-        "", f"an object of {count} fields: expected at most {most_fields()}, a contract's fields"
-    )
+    return UNKNOWN_FIELD.at(pointer(key), f"unknown field {key!r}: {expected}")
 
 
 def schema(marker: str) -> dict[str, Any]:

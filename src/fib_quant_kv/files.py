@@ -23,6 +23,26 @@ CONTRACT_NAME = re.compile(r"(^|/)([^/]*[_-])?(shape|layout|geometry)\.(json|cbo
 SKIPPED_FOLDERS = frozenset({"node_modules", "__pycache__", "site-packages"})
 
 
+def encoding_note(path: str, data: bytes) -> str | None:
+    """What to add to a decoding error when a file's content and its name disagree.
+
+    The encoding is chosen from the content (a .cbor file of JSON is read as JSON); when that
+    fails and the name says otherwise, the error says both.
+    """
+    from fib_quant_kv.codec import detect
+
+    named = {".json": "JSON", ".cbor": "CBOR"}.get(os.path.splitext(path)[1])
+    if named is None or not data:
+        return None
+    found = detect(data).upper()
+    if found == named:
+        return None
+    return (
+        f"the file is named {os.path.splitext(path)[1]} but its content reads as {found} "
+        f"(first byte 0x{data[0]:02x}): expected {named}"
+    )
+
+
 class UnreadablePath(Exception):
     """A path that cannot be read as a document: missing, forbidden, special, or too large."""
 

@@ -17,6 +17,7 @@ engine judges files on disk and documents held in memory.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import posixpath
@@ -27,7 +28,14 @@ from typing import TYPE_CHECKING, Protocol
 from fib_quant_kv.contracts import SHAPE_SCHEMA
 from fib_quant_kv.digests import domain_digest, encode
 from fib_quant_kv.errors import Rule, SetError, Violation, pointer
-from fib_quant_kv.files import CONTRACT_NAME, STDIN, UnreadablePath, expand, read_limited
+from fib_quant_kv.files import (
+    CONTRACT_NAME,
+    STDIN,
+    UnreadablePath,
+    encoding_note,
+    expand,
+    read_limited,
+)
 from fib_quant_kv.verdict import Checker, Reading, Verdict, read, reading_contract
 
 if TYPE_CHECKING:
@@ -504,6 +512,10 @@ class Run:
         if contract is None and not named and not CONTRACT_NAME.search(path):
             self.skipped += 1
             return None
+        if isinstance(reading, Violation) and reading.code == "decode":
+            note = encoding_note(path, data)
+            if note is not None:
+                reading = dataclasses.replace(reading, message=f"{reading.message}; {note}")
         self._judged.add(path)
         if contract is None or not contract.needs_shape:
             verdict = Checker().judge(reading)

@@ -20,6 +20,7 @@ from fib_quant_kv.contracts import (
     TYPE,
     Contract,
     Document,
+    every_field,
     field_names,
     markers,
     property_schema,
@@ -126,6 +127,11 @@ def check_structure(value: Any, contract: Contract | None = None) -> Structure:
     if not isinstance(value, dict):
         found = [OBJECT.at("", f"expected a JSON object, got {_show(value)}")]
         return Structure(contract, None, found, None)
+    # A key no contract has is refused first, as the CBOR reader refuses it while reading. Only
+    # the first is named: a hostile document can have tens of thousands.
+    stranger = next((key for key in value if key not in every_field()), None)
+    if stranger is not None:
+        return Structure(contract, None, [unknown_field(stranger, None)], None)
     if contract is None:
         marker = value.get("schema_version")
         contract = CONTRACTS.get(marker) if isinstance(marker, str) else None
@@ -133,14 +139,13 @@ def check_structure(value: Any, contract: Contract | None = None) -> Structure:
             got = "nothing" if "schema_version" not in value else _show(marker)
             message = f"expected a schema marker, one of {', '.join(markers())}; got {got}"
             return Structure(None, None, [MARKER.at("/schema_version", message)], None)
-    # Unknown keys are found here, the first named and the rest counted: the model would build
-    # an error for each, and a hostile document can have tens of thousands.
+    # A field of another contract: the model's errors for the rest, then the first such key.
     names = _field_set(contract.marker)
-    unknown = [key for key in value if key not in names]
-    if unknown:
+    unknown = next((key for key in value if key not in names), None)
+    if unknown is not None:
         known = {key: item for key, item in value.items() if key in names}
         found = _model_violations(contract, known)
-        found.append(unknown_field(unknown[0], contract, len(unknown) - 1))
+        found.append(unknown_field(unknown, contract))
         return Structure(contract, None, found, None)
     try:
         model = contract.model.model_validate(value)

@@ -243,7 +243,7 @@ def read(data: bytes, encoding: Encoding | None = None) -> Reading:
     if fast is not None:
         return fast
     try:
-        value = decode_value(data, encoding)
+        value = decode_value(data, encoding, document=True)
     except FibQuantKvError as exc:
         return exc.violation
     from fib_quant_kv.structure import check_structure

@@ -59,11 +59,19 @@ def _shape(path: str) -> KvTensorShapeV1:
 
 
 def _document(path: str) -> Document:
+    from fib_quant_kv.errors import DecodeError
+    from fib_quant_kv.files import encoding_note
     from fib_quant_kv.verdict import decode
 
     data = read_limited(path)
     with about(path):
-        return decode(data)
+        try:
+            return decode(data)
+        except DecodeError as exc:
+            note = encoding_note(path, data)
+            if note is not None:
+                exc.message = f"{exc.message}; {note}"
+            raise
 
 
 def _shapes_for(path: str, doc: Document, given: str | None) -> list[KvTensorShapeV1]:

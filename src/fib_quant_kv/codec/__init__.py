@@ -26,7 +26,11 @@ def detect(data: bytes) -> Encoding:
     return "json"
 
 
-def decode_value(data: bytes, encoding: Encoding | None = None) -> Any:
-    """Strictly decode bytes into plain values; the encoding is detected unless given."""
+def decode_value(data: bytes, encoding: Encoding | None = None, *, document: bool = False) -> Any:
+    """Strictly decode bytes into plain values; the encoding is detected unless given.
+
+    For a contract document, the CBOR reader stops at the first entry no contract can hold
+    (the JSON parser, in C, reads everything first; the schema stage refuses it after).
+    """
     chosen = encoding or detect(data)
-    return cbor.decode(data) if chosen == "cbor" else json.decode(data)
+    return cbor.decode(data, document=document) if chosen == "cbor" else json.decode(data)

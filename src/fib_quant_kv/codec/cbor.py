@@ -13,6 +13,7 @@ from fib_quant_kv.codec.limits import (
     MAX_DEPTH,
     check_size,
 )
+from fib_quant_kv.contracts import every_field, unknown_field
 from fib_quant_kv.errors import DecodeError, Rule, pointer
 
 # cbor2's decoder accepts trailing bytes and repeated keys; decoding is therefore done here,
@@ -25,11 +26,14 @@ _SIMPLE = {20: False, 21: True, 22: None}
 
 
 class _Reader:
-    __slots__ = ("data", "pos")
+    __slots__ = ("data", "document", "pos")
 
-    def __init__(self, data: bytes) -> None:
+    def __init__(self, data: bytes, document: bool) -> None:
         self.data = data
         self.pos = 0
+        # Whether the bytes must be a contract document, whose top-level map is refused at the
+        # first entry no contract can hold.
+        self.document = document
 
     def fail(
         self, message: str, path: tuple[str | int, ...], rule: Rule = MALFORMED
@@ -114,6 +118,10 @@ class _Reader:
         raise self.fail(f"simple value {arg}: not part of the JSON data model", path, DATA_MODEL)
 
     def map(self, pairs: int, path: tuple[str | int, ...], depth: int) -> dict[str, Any]:
+        # A document is one map of a contract's fields: a key no contract has is refused where
+        # it is met, without reading its value or what follows (a hostile map of a million
+        # entries, or a huge value under a stray key, costs no more than a valid document).
+        top = depth == 0 and self.document
         out: dict[str, Any] = {}
         for _ in range(pairs):
             key_start = self.pos
@@ -129,6 +137,8 @@ class _Reader:
             except UnicodeDecodeError:
                 self.pos = key_start
                 raise self.fail("invalid UTF-8 in a map key", path) from None
+            if top and key not in every_field():
+                raise unknown_field(key, None).to_error()
             if key in out:
                 self.pos = key_start
                 raise self.fail(
@@ -138,10 +148,14 @@ class _Reader:
         return out
 
 
-def decode(data: bytes) -> Any:
-    """Decode exactly one CBOR item into plain Python values (the JSON data model)."""
+def decode(data: bytes, *, document: bool = False) -> Any:
+    """Decode exactly one CBOR item into plain Python values (the JSON data model).
+
+    For a document (`document=True`), a top-level map longer than any contract, or a key no
+    contract has, is a SchemaError where it is met: what follows it is never read.
+    """
     check_size(data)
-    reader = _Reader(data)
+    reader = _Reader(data, document)
     value = reader.item((), 0)
     if reader.pos != len(data):
         raise reader.fail(
