@@ -10,10 +10,14 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
+import tomllib
 import zipfile
 from pathlib import Path
 
 import nox
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+from packaging.version import Version
 
 ROOT = Path(__file__).resolve().parent
 GENERATED = ROOT / "generated" / "fib_quant_kv_models"
@@ -31,7 +35,7 @@ nox.options.reuse_existing_virtualenvs = True
 # CI must run every supported Python; elsewhere a Python the machine lacks is skipped, not failed.
 nox.options.error_on_missing_interpreters = os.environ.get("CI", "") not in ("", "0", "false")
 # `generate` rewrites files, so a plain `nox` only checks.
-nox.options.sessions = ["check_generated", "lint", "typecheck", "tests", "wheel"]
+nox.options.sessions = ["check_generated", "lint", "typecheck", "tests", "wheel", "minimum"]
 
 
 def _runs(python: str) -> bool:
@@ -126,6 +130,44 @@ def tests(session: nox.Session) -> None:
     """Run the test suite against the installed package (not the source tree), on each Python."""
     session.install(".[test]")
     session.run("pytest", *session.posargs)
+
+
+def _floors() -> dict[str, str]:
+    """The `>=` floor of every runtime and test requirement in pyproject.toml, by package."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    floors: dict[str, str] = {}
+    for text in [*project["dependencies"], *project["optional-dependencies"]["test"]]:
+        requirement = Requirement(text)
+        found = [spec.version for spec in requirement.specifier if spec.operator == ">="]
+        if len(found) != 1:
+            raise ValueError(f"{text!r} in pyproject.toml must state one floor, as `>=`")
+        name = canonicalize_name(requirement.name)
+        # A package listed twice (numpy: the numpy extra and the test extra) has one floor.
+        if floors.setdefault(name, found[0]) != found[0]:
+            raise ValueError(f"{name} has two floors in pyproject.toml: {floors[name]}, {found[0]}")
+    return floors
+
+
+@nox.session(python=PYTHONS[0])
+def minimum(session: nox.Session) -> None:
+    """Run the test suite against the lowest release of each dependency pyproject.toml allows."""
+    floors = _floors()
+    constraints = Path(session.create_tmp()) / "floors.txt"
+    constraints.write_text("".join(f"{n}=={v}\n" for n, v in sorted(floors.items())), "utf-8")
+    # Editable, so this session also proves the package finds its schemas from a source checkout.
+    session.install("-c", str(constraints), "-e", ".[test]")
+    # Read back from the environment: a floor pip could not honour fails here, not silently.
+    listed = session.run("python", "-m", "pip", "list", "--format=json", silent=True)
+    installed = {canonicalize_name(d["name"]): d["version"] for d in json.loads(str(listed))}
+    wrong = [
+        f"{name} {installed.get(name, 'missing')} (floor {floor})"
+        for name, floor in sorted(floors.items())
+        if name not in installed or Version(installed[name]) != Version(floor)
+    ]
+    if wrong:
+        session.error(f"not at their floors: {wrong}")
+    session.log("at their floors: " + ", ".join(f"{n}=={installed[n]}" for n in sorted(floors)))
+    session.run("pytest", "-p", "no:cacheprovider", *session.posargs)
 
 
 @nox.session
