@@ -4,14 +4,26 @@ from __future__ import annotations
 
 import filecmp
 import json
+import os
+import re
 import shutil
+import subprocess
+import tarfile
 import tempfile
+import tomllib
+import zipfile
 from pathlib import Path
 
 import nox
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+from packaging.version import Version
 
-ROOT = Path(__file__).parent
+ROOT = Path(__file__).resolve().parent
 GENERATED = ROOT / "generated" / "fib_quant_kv_models"
+
+# Every Python the package supports (the classifiers in pyproject.toml name the same).
+PYTHONS = ["3.11", "3.12", "3.13"]
 
 # The generator is pinned exactly: its output is committed and checked byte for byte.
 GENERATOR = "datamodel-code-generator==0.89.0"
@@ -20,9 +32,53 @@ MYPY = "mypy==2.4.1"
 
 nox.options.default_venv_backend = "venv"
 nox.options.reuse_existing_virtualenvs = True
-nox.options.error_on_missing_interpreters = True
+# CI must run every supported Python; elsewhere a Python the machine lacks is skipped, not failed.
+nox.options.error_on_missing_interpreters = os.environ.get("CI", "") not in ("", "0", "false")
 # `generate` rewrites files, so a plain `nox` only checks.
-nox.options.sessions = ["check_generated", "lint", "typecheck", "tests", "wheel"]
+nox.options.sessions = ["check_generated", "lint", "typecheck", "tests", "wheel", "minimum"]
+
+
+def _runs(python: str) -> bool:
+    try:
+        return subprocess.run([python, "-c", ""], capture_output=True, timeout=60).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
+def _pyenv_root() -> Path | None:
+    if root := os.environ.get("PYENV_ROOT"):
+        return Path(root)
+    pyenv = shutil.which("pyenv")
+    if pyenv is None:
+        return None
+    found = subprocess.run([pyenv, "root"], capture_output=True, text=True, check=False)
+    return Path(found.stdout.strip()) if found.returncode == 0 and found.stdout.strip() else None
+
+
+def _find_pythons() -> None:
+    """Put pyenv's build of each supported Python on PATH where `pythonX.Y` does not run.
+
+    nox finds an interpreter as `pythonX.Y` on PATH. pyenv's shims are on PATH for every version
+    it has, but a shim only runs the versions selected (`pyenv global`), so nox would take the
+    shim and fail. The newest pyenv build of that X.Y is used instead, whatever is selected.
+    """
+    root = _pyenv_root()
+    for version in PYTHONS:
+        name = f"python{version}"
+        found = shutil.which(name)
+        if root is None or (found is not None and _runs(found)):
+            continue
+        builds = [
+            d
+            for d in (root / "versions").glob(f"{version}.*")
+            if re.fullmatch(rf"{re.escape(version)}\.\d+", d.name) and _runs(str(d / "bin" / name))
+        ]
+        if builds:
+            newest = max(builds, key=lambda d: int(d.name.rsplit(".", 1)[1]))
+            os.environ["PATH"] = f"{newest / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"
+
+
+_find_pythons()
 
 
 def _generate(session: nox.Session, output: Path) -> None:
@@ -69,11 +125,49 @@ def check_generated(session: nox.Session) -> None:
         )
 
 
-@nox.session
+@nox.session(python=PYTHONS)
 def tests(session: nox.Session) -> None:
-    """Run the test suite against the installed package (not the source tree)."""
+    """Run the test suite against the installed package (not the source tree), on each Python."""
     session.install(".[test]")
     session.run("pytest", *session.posargs)
+
+
+def _floors() -> dict[str, str]:
+    """The `>=` floor of every runtime and test requirement in pyproject.toml, by package."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    floors: dict[str, str] = {}
+    for text in [*project["dependencies"], *project["optional-dependencies"]["test"]]:
+        requirement = Requirement(text)
+        found = [spec.version for spec in requirement.specifier if spec.operator == ">="]
+        if len(found) != 1:
+            raise ValueError(f"{text!r} in pyproject.toml must state one floor, as `>=`")
+        name = canonicalize_name(requirement.name)
+        # A package listed twice (numpy: the numpy extra and the test extra) has one floor.
+        if floors.setdefault(name, found[0]) != found[0]:
+            raise ValueError(f"{name} has two floors in pyproject.toml: {floors[name]}, {found[0]}")
+    return floors
+
+
+@nox.session(python=PYTHONS[0])
+def minimum(session: nox.Session) -> None:
+    """Run the test suite against the lowest release of each dependency pyproject.toml allows."""
+    floors = _floors()
+    constraints = Path(session.create_tmp()) / "floors.txt"
+    constraints.write_text("".join(f"{n}=={v}\n" for n, v in sorted(floors.items())), "utf-8")
+    # Editable, so this session also proves the package finds its schemas from a source checkout.
+    session.install("-c", str(constraints), "-e", ".[test]")
+    # Read back from the environment: a floor pip could not honour fails here, not silently.
+    listed = session.run("python", "-m", "pip", "list", "--format=json", silent=True)
+    installed = {canonicalize_name(d["name"]): d["version"] for d in json.loads(str(listed))}
+    wrong = [
+        f"{name} {installed.get(name, 'missing')} (floor {floor})"
+        for name, floor in sorted(floors.items())
+        if name not in installed or Version(installed[name]) != Version(floor)
+    ]
+    if wrong:
+        session.error(f"not at their floors: {wrong}")
+    session.log("at their floors: " + ", ".join(f"{n}=={installed[n]}" for n in sorted(floors)))
+    session.run("pytest", "-p", "no:cacheprovider", *session.posargs)
 
 
 @nox.session
@@ -91,19 +185,75 @@ def typecheck(session: nox.Session) -> None:
     session.run("mypy", "--strict")
 
 
+def _check_archives(session: nox.Session, sdist: Path, wheel_file: Path) -> None:
+    """Both archives carry LICENSE as it is here; the sdist holds no link; the wheel its schemas."""
+    license_text = (ROOT / "LICENSE").read_bytes()
+    with tarfile.open(sdist) as tar:
+        members = {m.name.split("/", 1)[-1]: m for m in tar.getmembers()}
+        links = [name for name, m in members.items() if m.issym() or m.islnk()]
+        if links:
+            session.error(f"{sdist.name} holds links, which a wheel built from it loses: {links}")
+        license_file = tar.extractfile(members["LICENSE"]) if "LICENSE" in members else None
+        if license_file is None or license_file.read() != license_text:
+            session.error(f"{sdist.name} lacks LICENSE, or holds another text")
+    with zipfile.ZipFile(wheel_file) as archive:
+        names = archive.namelist()
+        licenses = [n for n in names if n.endswith(".dist-info/licenses/LICENSE")]
+        if len(licenses) != 1 or archive.read(licenses[0]) != license_text:
+            session.error(f"{wheel_file.name} lacks dist-info/licenses/LICENSE, or holds another")
+        schemas = sorted(p.name for p in (ROOT / "schemas").iterdir())
+        shipped = sorted(
+            n.rsplit("/", 1)[1] for n in names if n.startswith("fib_quant_kv/schemas/")
+        )
+        if shipped != schemas:
+            session.error(f"{wheel_file.name} ships schemas {shipped}, not {schemas}")
+
+
 @nox.session
 def wheel(session: nox.Session) -> None:
-    """Build the wheel, reinstall it over the session's copy, and use it from another directory."""
-    with tempfile.TemporaryDirectory() as tmp:
-        session.run("python", "-m", "pip", "wheel", "--no-deps", "-q", "-w", tmp, str(ROOT))
-        wheel_file = next(Path(tmp).glob("*.whl"))
-        session.install(str(wheel_file), "--force-reinstall")
+    """Build the sdist and a wheel from it; install that wheel alone and test it from elsewhere."""
+    session.install("build>=1")
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        dist = tmp / "dist"
+        # Without --sdist or --wheel, build makes the sdist and then the wheel from that sdist, so
+        # whatever the sdist leaves out is missing from the wheel too, as it would be for users.
+        session.run("python", "-m", "build", "--outdir", str(dist), str(ROOT))
+        [sdist] = dist.glob("*.tar.gz")
+        [wheel_file] = dist.glob("*.whl")
+        _check_archives(session, sdist, wheel_file)
+
+        # A fresh environment holding the wheel, its dependencies and the test tools, nothing else.
+        env = tmp / "env"
+        session.run("python", "-m", "venv", str(env))
+        python, command = str(env / "bin" / "python"), str(env / "bin" / "fib-quant-kv")
+        session.run(python, "-m", "pip", "install", "-q", f"{wheel_file}[test]", external=True)
+
         session.chdir(tmp)
+        examples = ROOT / "examples"
+        key_shape = examples / "llama-3.1-8b" / "key_shape.json"
+        # The README's first command, from outside the repository.
+        session.run(command, "validate", "--shape", str(key_shape), str(examples), external=True)
+        session.run(python, "-m", "fib_quant_kv", "schema", silent=True, external=True)
+        # The suite imports the installed wheel: the repository root that pytest puts on sys.path
+        # holds src/ and generated/, never the packages themselves.
         session.run(
-            "python", "-c", "import fib_quant_kv, fib_quant_kv_models; fib_quant_kv.KvTensorShapeV1"
+            python,
+            "-c",
+            "import sys, fib_quant_kv, fib_quant_kv_models as m; "
+            "assert all(x.__file__.startswith(sys.prefix) for x in (fib_quant_kv, m))",
+            external=True,
         )
-        session.run("fib-quant-kv", "schema", "fib_quant_kv_cache_layout_v1", silent=True)
-        session.run("python", "-m", "fib_quant_kv", "schema")
+        session.run(
+            python,
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            str(ROOT / "tests"),
+            *session.posargs,
+            external=True,
+        )
 
 
 @nox.session
@@ -131,7 +281,8 @@ def fuzz(session: nox.Session) -> None:
 @nox.session
 def mutation(session: nox.Session) -> None:
     """Mutation testing of the rules, codecs and fast path (settings in pyproject.toml)."""
-    session.install(".[test]", "mutmut==3.8.1")
+    # Editable: that install copies schemas/ into src/fib_quant_kv/, which mutmut copies whole.
+    session.install("-e", ".[test]", "mutmut==3.8.1")
     shutil.rmtree(ROOT / "mutants", ignore_errors=True)
     # The mutated copy of src/ must win over the installed package; generated/ is not mutated.
     env = {"PYTHONPATH": str(ROOT / "generated")}

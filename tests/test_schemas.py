@@ -415,3 +415,21 @@ def test_models_forbid_extra_fields(marker: str) -> None:
     ]
     with pytest.raises(ValidationError):
         model(**VALID[marker], unknown=1)
+
+
+def test_package_data_is_schemas_folder_byte_for_byte() -> None:
+    # The package reads its own copy of schemas/ (package data in a wheel, a copy beside the source
+    # in an editable install): every file, byte for byte, none stale or extra, and a real folder,
+    # since a link back into the repository is what an sdist drops.
+    shipped = resources.files("fib_quant_kv") / "schemas"
+    assert isinstance(shipped, Path), f"the package is not installed as files: {shipped!r}"
+    assert shipped.is_dir(), f"{shipped} is missing: the package has no schemas"
+    assert not shipped.is_symlink(), f"{shipped} is a link, not package data"
+    assert shipped.resolve() != SCHEMAS_DIR.resolve()
+    released = sorted(p.name for p in SCHEMAS_DIR.iterdir())
+    assert sorted(p.name for p in shipped.iterdir()) == released, (
+        f"{shipped} does not hold the files of schemas/; after changing schemas/, reinstall "
+        "(`pip install -e .` refreshes an editable install's copy)"
+    )
+    for name in released:
+        assert (shipped / name).read_bytes() == (SCHEMAS_DIR / name).read_bytes(), name
