@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -98,13 +98,37 @@ def _period_rule(
     return rule
 
 
-def _qwen2_rule(config: Mapping[str, Any], layers: int, where: tuple[str, ...]) -> str | None:
-    # Qwen2's class drops sliding_window unless use_sliding_window, then windows the layers
-    # from max_window_layers on.
+def _max_window_rule(
+    flag: bool,
+) -> Callable[[Mapping[str, Any], int, tuple[str, ...]], str | None]:
+    # Qwen2's classes drop sliding_window unless use_sliding_window (dots1 has no such flag),
+    # then window the layers from max_window_layers on.
+    def rule(config: Mapping[str, Any], layers: int, where: tuple[str, ...]) -> str | None:
+        if (flag and not config.get("use_sliding_window")) or config.get("sliding_window") is None:
+            return FULL * layers
+        first = _int(config, "max_window_layers", where)
+        return "".join(WINDOW if i >= first else FULL for i in range(layers))
+
+    return rule
+
+
+_qwen2_rule = _max_window_rule(flag=True)
+
+
+def _smollm3_rule(config: Mapping[str, Any], layers: int, where: tuple[str, ...]) -> str | None:
+    # SmolLM3 windows only its layers without RoPE (no_rope_layers[i] == 0).
     if not config.get("use_sliding_window") or config.get("sliding_window") is None:
         return FULL * layers
-    first = _int(config, "max_window_layers", where)
-    return "".join(WINDOW if i >= first else FULL for i in range(layers))
+    no_rope = config.get("no_rope_layers")
+    if no_rope is None:
+        every = _int(config, "no_rope_layer_interval", where)
+        no_rope = [int((i + 1) % every != 0) for i in range(layers)]
+    if not isinstance(no_rope, list) or len(no_rope) != layers:
+        raise ConfigError(
+            f"no_rope_layers must list one 0 or 1 per layer, got {no_rope!r}",
+            pointer=pointer(*where, "no_rope_layers"),
+        )
+    return "".join(FULL if has_rope else WINDOW for has_rope in no_rope)
 
 
 def _bamba_rule(config: Mapping[str, Any], layers: int, where: tuple[str, ...]) -> str | None:
@@ -168,7 +192,14 @@ FAMILIES: dict[str, Family] = {
     ),
     "aria_text": Family({**_LLAMA, "head_dim": 128}),
     "bamba": Family(
-        _d(num_hidden_layers=32, num_attention_heads=32, num_key_value_heads=8, hidden_size=4096),
+        # No attention layer unless attn_layer_indices names some.
+        _d(
+            num_hidden_layers=32,
+            num_attention_heads=32,
+            num_key_value_heads=8,
+            hidden_size=4096,
+            attn_layer_indices=None,
+        ),
         layers_rule=_bamba_rule,
     ),
     "bitnet": Family(
@@ -206,8 +237,14 @@ FAMILIES: dict[str, Family] = {
     ),
     "doge": Family(_d(num_hidden_layers=32, num_attention_heads=8, hidden_size=1024)),
     "dots1": Family(
-        _d(num_hidden_layers=62, num_attention_heads=32, hidden_size=4608, max_window_layers=62),
-        layers_rule=_qwen2_rule,
+        _d(
+            num_hidden_layers=62,
+            num_attention_heads=32,
+            hidden_size=4608,
+            sliding_window=4096,
+            max_window_layers=62,
+        ),
+        layers_rule=_max_window_rule(flag=False),
     ),
     "emu3": Family(
         _d(num_hidden_layers=32, num_attention_heads=32, num_key_value_heads=8, hidden_size=4096)
@@ -514,7 +551,7 @@ FAMILIES: dict[str, Family] = {
         _d(num_hidden_layers=32, num_attention_heads=32, num_key_value_heads=8, hidden_size=4096)
     ),
     "qwen2": Family(
-        {**_LLAMA, "use_sliding_window": False, "max_window_layers": 28},
+        {**_LLAMA, "use_sliding_window": False, "sliding_window": 4096, "max_window_layers": 28},
         layers_rule=_qwen2_rule,
     ),
     "qwen2_moe": Family(
@@ -523,12 +560,19 @@ FAMILIES: dict[str, Family] = {
             num_attention_heads=16,
             hidden_size=2048,
             use_sliding_window=False,
+            sliding_window=4096,
             max_window_layers=28,
         ),
         layers_rule=_qwen2_rule,
     ),
     "qwen3": Family(
-        {**_LLAMA, "head_dim": 128, "use_sliding_window": False, "max_window_layers": 28},
+        {
+            **_LLAMA,
+            "head_dim": 128,
+            "use_sliding_window": False,
+            "sliding_window": 4096,
+            "max_window_layers": 28,
+        },
         layers_rule=_qwen2_rule,
     ),
     "qwen3_5_text": Family(
@@ -548,9 +592,8 @@ FAMILIES: dict[str, Family] = {
             num_key_value_heads=4,
             hidden_size=2048,
             use_sliding_window=False,
-            max_window_layers=24,
+            sliding_window=4096,
         ),
-        layers_rule=_qwen2_rule,
     ),
     "qwen3_next": Family(
         _d(
@@ -601,9 +644,9 @@ FAMILIES: dict[str, Family] = {
             num_key_value_heads=4,
             hidden_size=2048,
             use_sliding_window=False,
-            max_window_layers=28,
+            no_rope_layer_interval=4,
         ),
-        layers_rule=_qwen2_rule,
+        layers_rule=_smollm3_rule,
     ),
     "solar_open": Family(
         _d(
@@ -658,6 +701,7 @@ FAMILIES: dict[str, Family] = {
     ),
 }
 # The multimodal configs whose language model is one of the above, under text_config.
+FAMILIES["cohere2_moe"] = FAMILIES["cohere2"]
 FAMILIES["gemma3"] = FAMILIES["gemma3_text"]
 FAMILIES["gemma3n"] = FAMILIES["gemma3n_text"]
 FAMILIES["gemma4"] = FAMILIES["gemma4_text"]
@@ -859,7 +903,7 @@ def _kv_layers(top: Mapping[str, Any]) -> tuple[KvLayers, Mapping[str, Any], tup
             "keys and values: the v1 shape cannot describe it",
             pointer=pointer(*where, "kv_lora_rank"),
         )
-    kinds, pattern_key = _layer_kinds(config, family, where)
+    kinds, pattern_key = _layer_kinds(config, raw.keys(), family, where)
     query_heads, kv_heads, kv_key = _heads(config, model_type, where)
     if query_heads % kv_heads:
         raise ConfigError(
@@ -896,11 +940,22 @@ def _kv_layers(top: Mapping[str, Any]) -> tuple[KvLayers, Mapping[str, Any], tup
 
 
 def _layer_kinds(
-    config: Mapping[str, Any], family: Family | None, where: tuple[str, ...]
+    config: Mapping[str, Any],
+    stated: Collection[str],
+    family: Family | None,
+    where: tuple[str, ...],
 ) -> tuple[str, str]:
     """One kind per layer, and the key that decided them."""
+    # A list the config states wins; the class's default list gives way to the older
+    # hybrid_override_pattern (Nemotron-H), as the class does.
     listed = next(
-        (k for k in ("layer_types", "layers_block_type") if config.get(k) is not None), None
+        (
+            k
+            for k in ("layer_types", "layers_block_type")
+            if config.get(k) is not None
+            and (k in stated or config.get("hybrid_override_pattern") is None)
+        ),
+        None,
     )
     counted = _count(config, LAYER_KEYS, where)
     if listed is not None:
@@ -1035,6 +1090,10 @@ def _heads(
             return query_heads, query_heads, pointer(*where, "new_decoder_architecture")
         if config.get("multi_query"):
             return query_heads, 1, pointer(*where, "multi_query")
+    if model_type == "gpt_bigcode":
+        # GPTBigCode computes num_key_value_heads from multi_query and ignores a stated one.
+        multi = bool(config.get("multi_query"))
+        return query_heads, 1 if multi else query_heads, pointer(*where, "multi_query")
     kv_count = _count(config, KV_HEAD_KEYS, where)
     if kv_count is not None:
         return query_heads, kv_count[1], pointer(*where, kv_count[0])
