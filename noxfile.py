@@ -294,3 +294,30 @@ def mutation(session: nox.Session) -> None:
     session.log(f"mutation score: {stats['killed']}/{stats['total']} killed ({score:.1%})")
     session.log("survivors (each explained as equivalent, or to be killed):")
     session.run("mutmut", "results", env=env, success_codes=[0, 1])
+
+
+# torch is installed first and alone: this machine's pip resolves it to a local CPU wheel,
+# and transformers then finds it satisfied instead of pulling a CUDA build.
+TORCH = "torch==2.13.0"
+TRANSFORMERS = "transformers==5.24.0"
+
+
+@nox.session(python="3.11")
+def transformers(session: nox.Session) -> None:
+    """Derived KV shapes against the real caches of tiny transformers models (CPU torch)."""
+    session.install(TORCH)
+    session.run("python", "-c", "import torch; assert torch.version.cuda is None, torch.version")
+    session.install(TRANSFORMERS, ".[test]")
+    session.run(
+        "pytest",
+        "tests/test_transformers_caches.py",
+        "-p",
+        "no:cacheprovider",
+        "-q",
+        *session.posargs,
+        # Here a missing transformers fails the run instead of skipping the module.
+        env={"FIB_QUANT_KV_REQUIRE_TRANSFORMERS": "1", "TRANSFORMERS_VERBOSITY": "error"},
+    )
+
+
+nox.options.sessions.append("transformers")

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 import fib_quant_kv as fqk
-from fib_quant_kv.hf_config import shape_from_hf_config
+from fib_quant_kv.hf_config import DTYPES, kv_layers_from_hf_config, shape_from_hf_config
 from fib_quant_kv.plan import plan_from_hf_config
 from tests.conftest import DATA, EXAMPLES
 
@@ -44,9 +44,20 @@ FAMILIES = [
     ),
     family("mpt-7b.json", 32, 32, 32, 128, "mha", "bf16"),
     family("phi-3-mini-4k-instruct.json", 32, 32, 32, 96, "mha", "bf16"),
+    # Hybrids: only the attention layers hold keys and values.
+    family("jamba-v0.1.json", 4, 32, 8, 128, "gqa", "bf16"),
+    family("zamba2-2.7b.json", 9, 32, 32, 160, "mha", "bf16"),
+    family("nemotron-h-8b.json", 4, 32, 8, 128, "gqa", "bf16"),
+    family("recurrentgemma-2b.json", 8, 10, 1, 256, "mqa", "bf16"),
+    family("gemma-3n-e2b.json", 20, 8, 2, 256, "gqa", "bf16"),
+    # Keys read in the family's own order, or under its own names.
+    family("falcon-7b-saved.json", 32, 71, 1, 64, "mqa", "bf16"),
+    family("dbrx-base.json", 40, 48, 8, 128, "gqa", "bf16"),
+    family("jetmoe-8b.json", 24, 32, 16, 128, "gqa", "bf16"),
+    family("xglm-564m.json", 24, 16, 16, 64, "mha", "f32"),
 ]
 
-REFUSED_FILES = {"deepseek-v2-lite.json"}
+REFUSED_FILES = {"deepseek-v2-lite.json", "gemma-4-text.json"}
 
 
 def load(name: str) -> dict[str, Any]:
@@ -192,6 +203,190 @@ def test_text_config_dtype_wins_over_the_top_level_one() -> None:
     assert shape_from_hf_config(config, role="key", tokens=8).dtype == "f32"
 
 
+# Layers that hold keys and values ---------------------------------------------------------
+
+ZAMBA2_TYPES = load("zamba2-2.7b.json")["layers_block_type"]
+
+# The same model three ways: as its authors wrote it, as to_dict() gives it (every key, the
+# newer layer type names), and as save_pretrained writes it (what differs from the defaults).
+THREE_FORMS = {
+    "jamba": (
+        load("jamba-v0.1.json"),
+        {**load("jamba-v0.1.json"), "num_experts": 16, "num_experts_per_tok": 2, "dtype": None},
+        {"model_type": "jamba", "torch_dtype": "bfloat16", "transformers_version": "5.24.0"},
+    ),
+    "zamba2": (
+        load("zamba2-2.7b.json"),
+        {
+            **load("zamba2-2.7b.json"),
+            "layers_block_type": [
+                "hybrid" if t == "hybrid" else "linear_attention" for t in ZAMBA2_TYPES
+            ],
+            "attention_head_dim": 160,
+            "kv_channels": 80,
+            "hybrid_layer_ids": [i for i, t in enumerate(ZAMBA2_TYPES) if t == "hybrid"],
+        },
+        {"model_type": "zamba2", "torch_dtype": "bfloat16"},
+    ),
+    "falcon": (
+        load("falcon-7b.json") | {"model_type": "falcon"},
+        load("falcon-7b-saved.json"),
+        {"model_type": "falcon", "torch_dtype": "bfloat16"},
+    ),
+    "gemma3n": (
+        {
+            "model_type": "gemma3n",
+            "text_config": {
+                k: v
+                for k, v in load("gemma-3n-e2b.json")["text_config"].items()
+                if k != "layer_types"
+            },
+        },
+        load("gemma-3n-e2b.json"),
+        {
+            "model_type": "gemma3n",
+            "text_config": {
+                "model_type": "gemma3n_text",
+                "hidden_size": 2048,
+                "num_hidden_layers": 30,
+                "num_kv_shared_layers": 10,
+                "torch_dtype": "bfloat16",
+            },
+        },
+    ),
+    "dbrx": (
+        load("dbrx-base.json"),
+        {**load("dbrx-base.json"), "num_key_value_heads": 8, "max_seq_len": 2048},
+        {
+            "model_type": "dbrx",
+            "d_model": 6144,
+            "n_heads": 48,
+            "n_layers": 40,
+            "attn_config": {"kv_n_heads": 8},
+            "torch_dtype": "bfloat16",
+        },
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(THREE_FORMS))
+def test_three_forms_of_a_config_give_one_shape(name: str) -> None:
+    shapes = [shape_from_hf_config(form, role="key", tokens=64) for form in THREE_FORMS[name]]
+    assert shapes[0] == shapes[1] == shapes[2]
+    layers = [kv_layers_from_hf_config(form) for form in THREE_FORMS[name]]
+    assert len({(x.kinds, x.kv_heads, x.head_dim, x.sliding_window) for x in layers}) == 1
+
+
+def test_jamba_holds_kv_in_every_eighth_layer_from_the_fifth() -> None:
+    layers = kv_layers_from_hf_config(CONFIGS / "jamba-v0.1.json")
+    assert layers.layers == 32
+    assert layers.kv_layers == (4, 12, 20, 28)
+    config = load("jamba-v0.1.json") | {"attn_layer_period": 4, "attn_layer_offset": 1}
+    assert kv_layers_from_hf_config(config).kv_layers == tuple(range(1, 32, 4))
+
+
+def test_zamba2_holds_kv_in_its_hybrid_layers_with_twice_the_head_size() -> None:
+    layers = kv_layers_from_hf_config(CONFIGS / "zamba2-2.7b.json")
+    assert layers.kv_layers == tuple(i for i, t in enumerate(ZAMBA2_TYPES) if t == "hybrid")
+    assert layers.head_dim == 2 * 2560 // 32
+    # Zamba2's class ignores a stated attention_head_dim; the cache does too.
+    config = load("zamba2-2.7b.json") | {"attention_head_dim": 80}
+    assert kv_layers_from_hf_config(config).head_dim == 160
+
+
+def test_nemotron_h_reads_its_pattern_and_a_layer_list_wins_over_it() -> None:
+    layers = kv_layers_from_hf_config(CONFIGS / "nemotron-h-8b.json")
+    pattern = load("nemotron-h-8b.json")["hybrid_override_pattern"]
+    assert layers.kv_layers == tuple(i for i, c in enumerate(pattern) if c == "*")
+    listed = {**load("nemotron-h-8b.json"), "layers_block_type": ["mamba", "attention", "mlp"]}
+    assert kv_layers_from_hf_config(listed).kv_layers == (1,)
+
+
+def test_recurrent_gemma_attention_blocks_keep_a_window() -> None:
+    layers = kv_layers_from_hf_config(CONFIGS / "recurrentgemma-2b.json")
+    assert layers.kv_layers == layers.windowed_layers == tuple(range(2, 26, 3))
+    assert layers.sliding_window == 2048
+    assert layers.held_tokens(2, 8192) == 2048
+    assert layers.held_tokens(2, 100) == 100
+    assert layers.held_tokens(0, 8192) == 0
+
+
+def test_gemma3n_shared_layers_store_no_kv() -> None:
+    layers = kv_layers_from_hf_config(CONFIGS / "gemma-3n-e2b.json")
+    assert layers.layers == 30
+    assert layers.kv_layers == tuple(range(20))
+    assert layers.windowed_layers == tuple(i for i in range(20) if (i + 1) % 5)
+    config = load("gemma-3n-e2b.json")
+    config["text_config"]["num_kv_shared_layers"] = 31
+    with pytest.raises(fqk.ConfigError) as caught:
+        kv_layers_from_hf_config(config)
+    assert caught.value.pointer == "/text_config/num_kv_shared_layers"
+
+
+@pytest.mark.parametrize(
+    ("changes", "kv_heads"),
+    [
+        ({}, 1),  # multi_query, whatever num_kv_heads says
+        ({"multi_query": False}, 71),
+        ({"multi_query": False, "num_kv_heads": 1}, 1),
+        # The new decoder architecture expands its KV heads to every query head in the cache.
+        ({"new_decoder_architecture": True, "num_kv_heads": 8}, 71),
+    ],
+)
+def test_falcon_kv_heads(changes: dict[str, Any], kv_heads: int) -> None:
+    config = load("falcon-7b-saved.json") | changes
+    assert kv_layers_from_hf_config(config).kv_heads == kv_heads
+
+
+def test_dbrx_kv_heads_default_to_one() -> None:
+    config = load("dbrx-base.json")
+    del config["attn_config"]
+    assert kv_layers_from_hf_config(config).kv_heads == 1
+
+
+def test_jetmoe_query_heads_follow_its_kv_heads_and_experts() -> None:
+    config = load("jetmoe-8b.json") | {"num_attention_heads": 7}
+    layers = kv_layers_from_hf_config(config)
+    assert (layers.query_heads, layers.kv_heads, layers.head_dim) == (32, 16, 128)
+
+
+@pytest.mark.parametrize(
+    ("changes", "kinds"),
+    [
+        ({}, "FFFF"),
+        ({"use_sliding_window": True, "sliding_window": 64, "max_window_layers": 2}, "FFSS"),
+        ({"use_sliding_window": False, "sliding_window": 64, "max_window_layers": 2}, "FFFF"),
+    ],
+)
+def test_qwen2_windows_layers_only_when_use_sliding_window(
+    changes: dict[str, Any], kinds: str
+) -> None:
+    config = {"model_type": "qwen2", **base_config(), **changes}
+    assert kv_layers_from_hf_config(config).kinds == kinds
+
+
+def test_a_family_without_layer_types_windows_every_layer() -> None:
+    assert kv_layers_from_hf_config(base_config(sliding_window=32)).kinds == "SSSS"
+    # A stated null window is no window, whatever the class default is.
+    mistral = {"model_type": "mistral", **base_config(), "sliding_window": None}
+    assert kv_layers_from_hf_config(mistral).kinds == "FFFF"
+    assert kv_layers_from_hf_config({"model_type": "mistral", **base_config()}).kinds == "SSSS"
+
+
+def test_a_config_object_is_read_through_to_dict() -> None:
+    class Config:
+        def __init__(self, values: dict[str, Any]) -> None:
+            self.values = values
+
+        def to_dict(self) -> dict[str, Any]:
+            return dict(self.values)
+
+    shape = shape_from_hf_config(Config(load("jamba-v0.1.json")), role="value", tokens=16)
+    assert shape == shape_from_hf_config(CONFIGS / "jamba-v0.1.json", role="value", tokens=16)
+    with pytest.raises(TypeError, match="transformers config object"):
+        shape_from_hf_config(object(), role="key", tokens=8)
+
+
 # Arguments ----------------------------------------------------------------------------------
 
 
@@ -231,7 +426,50 @@ def test_config_without_torch_dtype_needs_the_argument() -> None:
         shape_from_hf_config(CONFIGS / "gpt2.json", role="key", tokens=8)
     assert caught.value.code == "config"
     assert caught.value.pointer == "/torch_dtype"
-    assert "dtype" in caught.value.message
+    # What to do, in the words of both interfaces.
+    assert "--dtype on the command line" in caught.value.message
+    assert "dtype= in Python" in caught.value.message
+    assert "pass dtype" not in caught.value.message
+
+
+@pytest.mark.parametrize(
+    ("torch_dtype", "dtype"), [("float16", "bfloat16"), ("bfloat16", "float32"), ("half", "fp32")]
+)
+def test_torch_dtype_and_dtype_that_disagree_are_refused(torch_dtype: str, dtype: str) -> None:
+    config = base_config(torch_dtype=torch_dtype, dtype=dtype)
+    with pytest.raises(fqk.ConfigError) as caught:
+        shape_from_hf_config(config, role="key", tokens=8)
+    assert caught.value.pointer == "/dtype"
+    assert f"torch_dtype {torch_dtype!r}" in caught.value.message
+    assert f"dtype {dtype!r}" in caught.value.message
+    # The argument settles it.
+    assert shape_from_hf_config(config, role="key", tokens=8, dtype="f16").dtype == "f16"
+
+
+def test_torch_dtype_and_dtype_that_agree_in_other_words_are_one_dtype() -> None:
+    config = base_config(torch_dtype="torch.bfloat16", dtype="bfloat16")
+    assert shape_from_hf_config(config, role="key", tokens=8).dtype == "bf16"
+
+
+@pytest.mark.parametrize(("name", "expected"), sorted(DTYPES.items()))
+def test_every_dtypes_spelling_is_accepted_in_config_and_argument(name: str, expected: str) -> None:
+    assert shape_from_hf_config(base_config(torch_dtype=name), role="key", tokens=8).dtype == (
+        expected
+    )
+    shape = shape_from_hf_config(base_config(), role="key", tokens=8, dtype=name)
+    assert shape.dtype == expected
+
+
+def test_dtypes_names_the_spellings_configs_use() -> None:
+    assert {"float16", "bfloat16", "float32", "f16", "bf16", "f32"} <= set(DTYPES)
+    assert set(DTYPES.values()) == {"f16", "bf16", "f32"}
+
+
+def test_an_unknown_dtype_argument_is_refused() -> None:
+    with pytest.raises(fqk.ConfigError) as caught:
+        shape_from_hf_config(base_config(), role="key", tokens=8, dtype="int8")
+    assert caught.value.pointer == "/dtype"
+    assert "int8" in caught.value.message
 
 
 @pytest.mark.parametrize("batch", [1, 3, 64])
@@ -424,18 +662,95 @@ REFUSALS: list[Any] = [
     pytest.param(
         # Rule 5: 32 query heads cannot be shared by 5 KV heads.
         base_config(hidden_size=4096, num_attention_heads=32, num_key_value_heads=5),
-        fqk.CorruptPayload,
-        "/query_heads",
-        "multiple of kv_heads",
+        fqk.ConfigError,
+        "/num_key_value_heads",
+        "multiple of num_key_value_heads",
         id="heads-not-a-multiple-of-kv-heads",
     ),
     pytest.param(
         # More KV heads than query heads: a GQA shape whose query_heads % kv_heads != 0.
         base_config(num_key_value_heads=16),
-        fqk.CorruptPayload,
-        "/query_heads",
-        "multiple of kv_heads",
+        fqk.ConfigError,
+        "/num_key_value_heads",
+        "multiple of num_key_value_heads",
         id="more-kv-heads-than-heads",
+    ),
+    pytest.param(
+        {"text_config": base_config(num_key_value_heads=3)},
+        fqk.ConfigError,
+        "/text_config/num_key_value_heads",
+        "8 query heads cannot share 3 KV heads",
+        id="heads-not-a-multiple-nested",
+    ),
+    pytest.param(
+        {"n_head": 12, "n_layer": 2, "n_embd": 768, "num_kv_heads": 5, "torch_dtype": "float16"},
+        fqk.ConfigError,
+        "/num_kv_heads",
+        "multiple of num_kv_heads",
+        id="heads-not-a-multiple-other-name",
+    ),
+    pytest.param(
+        "gemma-4-text.json",
+        fqk.DependencyUnsupported,
+        "/global_head_dim",
+        "global_head_dim 512",
+        id="gemma-4-global-head-dim",
+    ),
+    pytest.param(
+        {**base_config(), "per_layer_config": {"3": {"num_key_value_heads": 4}}},
+        fqk.DependencyUnsupported,
+        "/per_layer_config/3/num_key_value_heads",
+        "layer 3 has its own num_key_value_heads 4",
+        id="a-layer-with-its-own-kv-heads",
+    ),
+    pytest.param(
+        {**base_config(), "per_layer_config": {"1": {"head_dim": 32}}},
+        fqk.DependencyUnsupported,
+        "/per_layer_config/1/head_dim",
+        "its own head_dim 32",
+        id="a-layer-with-its-own-head-size",
+    ),
+    pytest.param(
+        {"model_type": "bamba", **base_config()},
+        fqk.DependencyUnsupported,
+        "/attn_layer_indices",
+        "no layer holds keys and values",
+        id="bamba-without-attention-layers",
+    ),
+    pytest.param(
+        {**base_config(), "layer_types": ["mamba"] * 4},
+        fqk.DependencyUnsupported,
+        "/layer_types",
+        "no layer holds keys and values",
+        id="every-layer-a-state",
+    ),
+    pytest.param(
+        {**base_config(), "layer_types": ["full_attention", "cross_attention"] * 2},
+        fqk.DependencyUnsupported,
+        "/layer_types/1",
+        "'cross_attention' is not one whose cache is known",
+        id="unknown-layer-type",
+    ),
+    pytest.param(
+        {**base_config(), "layer_types": ["full_attention"] * 3},
+        fqk.ConfigError,
+        "/layer_types",
+        "lists 3 layers but num_hidden_layers is 4",
+        id="layer-types-of-another-length",
+    ),
+    pytest.param(
+        {**base_config(), "hybrid_override_pattern": "M*X"},
+        fqk.ConfigError,
+        "/hybrid_override_pattern",
+        "hybrid_override_pattern must be",
+        id="bad-hybrid-pattern",
+    ),
+    pytest.param(
+        {**base_config(), "layer_types": ["sliding_attention"] * 4},
+        fqk.ConfigError,
+        "/sliding_window",
+        "no sliding_window",
+        id="windowed-layers-without-a-window",
     ),
 ]
 
@@ -639,3 +954,32 @@ def test_plan_refuses_a_page_longer_than_the_tokens() -> None:
 def test_plan_needs_both_page_settings_or_neither() -> None:
     with pytest.raises(TypeError, match="go together"):
         plan_from_hf_config(CONFIGS / "llama-3.1-8b.json", tokens=512, tokens_per_page=256)
+
+
+def test_plan_counts_every_layer_and_the_kv_layers() -> None:
+    plan = plan_from_hf_config(CONFIGS / "jamba-v0.1.json", tokens=1024)
+    assert plan.layers == 32
+    assert plan.kv_layers == (4, 12, 20, 28)
+    assert plan.documents["key_shape"].layers == 4
+    assert plan.sliding_window is None
+    assert plan.windowed_layers == ()
+    for size in plan.sizes:
+        assert size.held_elements == size.elements == 4 * 8 * 1024 * 128
+        assert size.held_source_bytes == size.source_bytes
+
+
+def test_plan_says_which_layers_keep_a_window_and_holds_less() -> None:
+    config = {**base_config(), "layer_types": ["sliding_attention", "full_attention"] * 2}
+    config["sliding_window"] = 100
+    plan = plan_from_hf_config(config, tokens=1000)
+    assert (plan.layers, plan.kv_layers) == (4, (0, 1, 2, 3))
+    assert (plan.sliding_window, plan.windowed_layers) == (100, (0, 2))
+    per_token = 2 * 16  # kv heads x head size
+    for size in plan.sizes:
+        assert size.elements == 4 * per_token * 1000
+        assert size.held_elements == 2 * per_token * 1000 + 2 * per_token * 100
+        assert size.held_source_bytes == size.held_elements * 2
+    # A window no smaller than the tokens keeps every token.
+    plan = plan_from_hf_config(config, tokens=100)
+    assert (plan.sliding_window, plan.windowed_layers) == (None, ())
+    assert plan.sizes[0].held_elements == plan.sizes[0].elements

@@ -344,9 +344,15 @@ def test_missing_torch_dtype_exits_1_and_asks_for_dtype(capsys: pytest.CaptureFi
     assert code == 1
     assert out == ""
     assert err.startswith(f"{gpt2}::/torch_dtype: ")
-    assert "pass dtype" in err
-    code, _, _ = run(capsys, "plan", gpt2, "--tokens", "8", "--dtype", "f16")
-    assert code == 0
+    assert "--dtype on the command line" in err
+    for spelling in ("f16", "float16", "torch.float16", "half"):
+        code, out, _ = run(capsys, "plan", gpt2, "--tokens", "8", "--dtype", spelling)
+        assert code == 0
+        assert "key_shape: blake3:" in out
+    code, _, err = run(capsys, "plan", gpt2, "--tokens", "8", "--dtype", "int8")
+    assert code == 2
+    assert "unknown dtype 'int8': expected one of" in err
+    assert "float16" in err
 
 
 def test_a_config_breaking_a_contract_rule_exits_1(
@@ -359,7 +365,8 @@ def test_a_config_breaking_a_contract_rule_exits_1(
     code, out, err = run(capsys, "plan", str(config), "--tokens", "8")
     assert code == 1
     assert out == ""
-    assert err.startswith(f"{config}::/query_heads: ")
+    # At the config's own key, not at the shape's field.
+    assert err.startswith(f"{config}::/num_key_value_heads: ")
 
 
 def test_a_page_longer_than_the_tokens_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:

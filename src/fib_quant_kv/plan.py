@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from fib_quant_kv.contracts import Document
 from fib_quant_kv.derive import canonical_layout, element_count, new_page_geometry, page_count
-from fib_quant_kv.hf_config import shape_from_hf_config
+from fib_quant_kv.hf_config import (
+    KvLayers,
+    kv_layers_from_hf_config,
+    load_config,
+    shape_from_hf_config,
+)
 from fib_quant_kv.rules.geometry import F32_BYTES
 from fib_quant_kv.verdict import digest
 from fib_quant_kv_models import KvPageGeometryV1, KvTensorShapeV1
@@ -30,6 +35,10 @@ class CacheSize:
     # Pages for the whole cache: every stream's.
     pages: int | None
     encoded_bytes: int | None
+    # What the model's cache holds at the planned tokens: layers with a sliding window keep at
+    # most that many tokens, so this can be less than the shape's (every KV layer, every token).
+    held_elements: int | None = None
+    held_source_bytes: int | None = None
 
     @property
     def compression(self) -> float | None:
@@ -44,6 +53,13 @@ class Plan:
     documents: dict[str, Document]
     digests: dict[str, str]
     sizes: list[CacheSize]
+    # Every decoder layer of the model; the shapes' `layers` counts only `kv_layers`.
+    layers: int = 0
+    kv_layers: tuple[int, ...] = ()
+    # The KV layers that keep at most `sliding_window` tokens, when the window is smaller
+    # than the planned tokens (otherwise they hold every token, and this is empty).
+    sliding_window: int | None = None
+    windowed_layers: tuple[int, ...] = ()
 
 
 def _size(shape: KvTensorShapeV1, geometry: KvPageGeometryV1 | None) -> CacheSize:
@@ -67,6 +83,16 @@ def _size(shape: KvTensorShapeV1, geometry: KvPageGeometryV1 | None) -> CacheSiz
     )
 
 
+def _held(size: CacheSize, shape: KvTensorShapeV1, kv: KvLayers) -> CacheSize:
+    per_token = shape.batch * shape.kv_heads * shape.head_dim
+    elements = per_token * sum(kv.held_tokens(i, shape.tokens) for i in kv.kv_layers)
+    return replace(
+        size,
+        held_elements=elements,
+        held_source_bytes=elements * DTYPE_BYTES[str(shape.dtype)],
+    )
+
+
 def plan_from_hf_config(
     config: str | os.PathLike[str] | Mapping[str, Any],
     *,
@@ -79,6 +105,7 @@ def plan_from_hf_config(
     """Key and value shapes, their canonical layouts and (optionally) a page geometry."""
     if (tokens_per_page is None) != (encoded_block_bytes is None):
         raise TypeError("tokens_per_page and encoded_block_bytes go together: pass both or neither")
+    config = load_config(config)  # a path is read once, for the shapes and the layers
     shapes = {
         role: shape_from_hf_config(config, role=role, tokens=tokens, batch=batch, dtype=dtype)
         for role in ("key", "value")
@@ -96,4 +123,14 @@ def plan_from_hf_config(
         geometry = new_page_geometry(tokens_per_page, key.head_dim, encoded_block_bytes)
         digests["page_geometry"] = digest(geometry, key)  # validates it against the key shape
         documents["page_geometry"] = geometry
-    return Plan(documents, digests, [_size(shape, geometry) for shape in shapes.values()])
+    kv = kv_layers_from_hf_config(config)
+    windowed = tuple(i for i in kv.windowed_layers if kv.held_tokens(i, tokens) < tokens)
+    return Plan(
+        documents,
+        digests,
+        [_held(_size(shape, geometry), shape, kv) for shape in shapes.values()],
+        layers=kv.layers,
+        kv_layers=kv.kv_layers,
+        sliding_window=kv.sliding_window if windowed else None,
+        windowed_layers=windowed,
+    )
