@@ -349,8 +349,10 @@ def test_missing_torch_dtype_exits_1_and_asks_for_dtype(capsys: pytest.CaptureFi
         code, out, _ = run(capsys, "plan", gpt2, "--tokens", "8", "--dtype", spelling)
         assert code == 0
         assert "key_shape: blake3:" in out
-    code, _, err = run(capsys, "plan", gpt2, "--tokens", "8", "--dtype", "int8")
-    assert code == 2
+    with pytest.raises(SystemExit) as usage:
+        run(capsys, "plan", gpt2, "--tokens", "8", "--dtype", "int8")
+    assert usage.value.code == 2
+    err = capsys.readouterr().err
     assert "unknown dtype 'int8': expected one of" in err
     assert "float16" in err
 
