@@ -21,6 +21,7 @@ HEADER = [
     "cache",
     "elements",
     "source bytes",
+    "held",
     "raw f32 bytes",
     "pages per stream",
     "pages in cache",
@@ -38,7 +39,7 @@ def digest_lines(out: str) -> dict[str, str]:
 
 def table(out: str) -> list[list[str]]:
     """The memory table's rows (header first), split on runs of two or more spaces."""
-    body = out.split("\n\n", 1)[1]
+    body = out.rsplit("\n\n", 1)[1]
     rows = []
     for line in body.splitlines():
         cells = [cell.strip() for cell in line.strip().split("  ") if cell.strip()]
@@ -63,6 +64,7 @@ def expected_row(size: CacheSize) -> list[str]:
         size.role,
         f"{size.elements:,}",
         human(size.source_bytes),
+        human(size.held_source_bytes),
         human(size.raw_f32_bytes),
         "-" if size.pages_per_stream is None else f"{size.pages_per_stream:,}",
         "-" if size.pages is None else f"{size.pages:,}",
@@ -263,6 +265,7 @@ def test_memory_table_of_llama_at_8192_tokens(capsys: pytest.CaptureFixture[str]
         assert row[1:] == [
             "268,435,456",
             "512.0 MiB",
+            "512.0 MiB",
             "1.0 GiB",
             "32",
             "8,192",
@@ -278,8 +281,8 @@ def test_memory_table_without_geometry_has_dashes(capsys: pytest.CaptureFixture[
     assert rows[0] == HEADER
     assert len(rows) == 3
     for row in rows[1:]:
-        assert row[1:4] == ["268,435,456", "512.0 MiB", "1.0 GiB"]
-        assert row[4:] == ["-", "-", "-", "-"]
+        assert row[1:5] == ["268,435,456", "512.0 MiB", "512.0 MiB", "1.0 GiB"]
+        assert row[5:] == ["-", "-", "-", "-"]
 
 
 # Refusals -------------------------------------------------------------------------------------
@@ -422,3 +425,20 @@ def test_an_unreadable_config_is_refused_without_a_traceback(
         assert err.startswith(f"fib-quant-kv: {path}: ")
         assert "cannot open" in err or "is a directory" in err
         assert "Traceback" not in err
+
+
+def test_plan_says_which_layers_hold_kv_and_what_windows_keep(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out, _ = run(capsys, "plan", str(CONFIGS / "jamba-v0.1.json"), "--tokens", "1024")
+    assert code == 0
+    assert "layers: 32; holding keys and values: 4 (4, 12, 20, 28)" in out.splitlines()
+    gemma = str(CONFIGS / "gemma-3-4b-it.json")
+    code, out, _ = run(capsys, "plan", gemma, "--tokens", "8192")
+    assert code == 0
+    assert "layers: 34; holding keys and values: 34 (all of them)" in out
+    assert "sliding window: 29 of them keep at most 4096 tokens" in out
+    key = table(out)[1]
+    assert key[2:4] == ["544.0 MiB", "312.0 MiB"]  # every token, and what the model keeps
+    code, out, _ = run(capsys, "plan", gemma, "--tokens", "4096")
+    assert "sliding window" not in out  # a window no smaller than the tokens keeps them all

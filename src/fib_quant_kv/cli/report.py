@@ -168,11 +168,25 @@ def _human(n: int | None) -> str:
 
 
 def plan_lines(plan: Plan) -> list[str]:
-    """A plan's size table: one row per cache, columns right-aligned."""
+    """What a plan says of the model's layers, then its size table, one row per cache."""
+    lines = []
+    if plan.layers:
+        held = len(plan.kv_layers)
+        which = "all of them" if held == plan.layers else ", ".join(map(str, plan.kv_layers))
+        lines.append(f"layers: {plan.layers}; holding keys and values: {held} ({which})")
+    if plan.windowed_layers:
+        lines.append(
+            f"sliding window: {len(plan.windowed_layers)} of them keep at most "
+            f"{plan.sliding_window} tokens; 'held' counts what the model keeps, the other sizes "
+            "every planned token"
+        )
+    if lines:
+        lines.append("")
     header = (
         "cache",
         "elements",
         "source bytes",
+        "held",
         "raw f32 bytes",
         "pages per stream",
         "pages in cache",
@@ -184,6 +198,7 @@ def plan_lines(plan: Plan) -> list[str]:
             size.role,
             f"{size.elements:,}",
             _human(size.source_bytes),
+            _human(size.held_source_bytes),
             _human(size.raw_f32_bytes),
             "-" if size.pages_per_stream is None else f"{size.pages_per_stream:,}",
             "-" if size.pages is None else f"{size.pages:,}",
@@ -193,7 +208,7 @@ def plan_lines(plan: Plan) -> list[str]:
         for size in plan.sizes
     ]
     widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header))]
-    return [
+    return lines + [
         "  ".join(cell.rjust(width) for cell, width in zip(row, widths, strict=True))
         for row in (header, *rows)
     ]
