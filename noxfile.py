@@ -171,6 +171,13 @@ def minimum(session: nox.Session) -> None:
 
 
 @nox.session
+def docs(session: nox.Session) -> None:
+    """Write docs/ from the schemas and the rules' declarations (the suite fails on drift)."""
+    session.install(".")
+    session.run("python", "-m", "fib_quant_kv.reference", str(ROOT / "docs"))
+
+
+@nox.session
 def lint(session: nox.Session) -> None:
     """Ruff lint and format check (generated code is excluded; it is the generator's style)."""
     session.install(RUFF)

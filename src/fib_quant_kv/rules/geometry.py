@@ -64,8 +64,8 @@ ENCODED_BLOCK_BYTES_NONZERO = Rule(
     "geometry.encoded_block_bytes_nonzero",
     ("corrupt_payload",),
     9,
-    "encoded_block_bytes is greater than 0.",
-    breaks={"encoded_block_bytes": 0},
+    "encoded_block_bytes is greater than 0 (in a document the schema's minimum of 1 says so "
+    "first, at the same place).",
 )
 RULES = (
     SHAPE_VALID,

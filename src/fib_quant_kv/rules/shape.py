@@ -37,8 +37,8 @@ COUNTS_NONZERO = Rule(
     "shape.counts_nonzero",
     ("corrupt_payload",),
     4,
-    "batch, layers, kv_heads, query_heads, tokens and head_dim are each greater than 0.",
-    breaks={"tokens": 0},
+    "batch, layers, kv_heads, query_heads, tokens and head_dim are each greater than 0 (in a "
+    "document the schema's minimum of 1 says so first, at the same place).",
 )
 MHA_HEADS_EQUAL = Rule(
     "shape.mha_heads_equal",
