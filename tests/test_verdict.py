@@ -1,0 +1,150 @@
+"""One owner for the verdict: each document validated once, and what it remembers is safe."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import fib_quant_kv as fqk
+from fib_quant_kv import structure, verdict
+from fib_quant_kv.plan import plan_from_hf_config
+from tests.conftest import CONFIGS, EXAMPLES
+
+
+@pytest.fixture
+def calls(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
+    """How often the schema stage and a shape's rules run, by the contract they ran for."""
+    counted: Counter[str] = Counter()
+    check_structure = structure.check_structure
+    shape_violations = verdict.shape_violations
+
+    def counting_structure(value: Any, contract: Any = None) -> Any:
+        marker = contract.marker if contract is not None else value.get("schema_version")
+        counted[f"structure {marker}"] += 1
+        return check_structure(value, contract)
+
+    def counting_rules(shape: Any) -> Any:
+        counted["shape rules"] += 1
+        return shape_violations(shape)
+
+    monkeypatch.setattr(structure, "check_structure", counting_structure)
+    monkeypatch.setattr(verdict, "shape_violations", counting_rules)
+    return counted
+
+
+def test_a_plan_validates_each_shape_once(calls: Counter[str]) -> None:
+    planned = plan_from_hf_config(
+        CONFIGS / "llama-3.1-8b.json", tokens=8192, tokens_per_page=256, encoded_block_bytes=72
+    )
+    assert len(planned.documents) == 5
+    # Built through their validating constructors, the shapes need no second schema check,
+    # and each one's rules run once, however many layouts, geometries and digests ask.
+    assert calls == Counter({"shape rules": 2})
+
+
+def test_a_decoded_model_is_not_validated_again(calls: Counter[str]) -> None:
+    for name in ("key_shape.json", "key_shape.cbor"):
+        shape = fqk.decode((EXAMPLES / name).read_bytes())
+        fqk.validate(shape)
+        assert fqk.digest(shape) == fqk.digest(shape)
+        assert fqk.collect_violations(shape) == []
+    layout = fqk.decode((EXAMPLES / "key_layout.json").read_bytes())
+    fqk.validate(layout, shape)  # type: ignore[arg-type]
+    assert calls == Counter({"shape rules": 2})  # the rules of each decoded shape, once
+
+
+def test_a_model_built_past_its_schema_is_checked_then_remembered(calls: Counter[str]) -> None:
+    fields = json.loads((EXAMPLES / "key_shape.json").read_text())
+    built = fqk.KvTensorShapeV1.model_construct(**fields)
+    fqk.validate(built)
+    fqk.validate(built)
+    assert calls["structure fib_quant_kv_tensor_shape_v1"] == 1
+
+
+def test_model_copy_with_an_update_is_not_trusted() -> None:
+    shape = fqk.decode((EXAMPLES / "key_shape.json").read_bytes())
+    changed = shape.model_copy(update={"tokens": 0})
+    with pytest.raises(fqk.SchemaError) as raised:
+        fqk.validate(changed)
+    assert raised.value.pointer == "/tokens"
+    assert [v.rule for v in fqk.collect_violations(changed)] == ["schema.bound"]
+
+
+def test_a_model_changed_in_place_is_checked_afresh() -> None:
+    shape = fqk.decode((EXAMPLES / "key_shape.json").read_bytes())
+    digest = fqk.digest(shape)
+    object.__setattr__(shape, "tokens", 0)  # past frozen, as careless code can
+    with pytest.raises(fqk.SchemaError):
+        fqk.digest(shape)
+    object.__setattr__(shape, "tokens", 8192)
+    assert fqk.digest(shape) == digest
+
+
+def test_the_memory_forgets_models_that_are_gone() -> None:
+    import gc
+
+    for _ in range(5000):
+        fqk.decode((EXAMPLES / "key_shape.json").read_bytes())
+    gc.collect()
+    fqk.decode((EXAMPLES / "key_shape.json").read_bytes())
+    live = sum(1 for proof in verdict._PROOFS.values() if proof.ref() is not None)
+    assert len(verdict._PROOFS) <= max(2048, 2 * live)
+
+
+def test_check_keeps_the_references_verdict_beside_the_schemas() -> None:
+    # A layout whose shape marker is wrong, against a shape that breaks its own rules: the
+    # schema names the marker, and the reference's own verdict (the shape first) is kept.
+    shape = fqk.KvTensorShapeV1.model_construct(
+        **{**json.loads((EXAMPLES / "key_shape.json").read_text()), "attention_kind": "mha"}
+    )
+    layout = json.loads((EXAMPLES / "key_layout.json").read_text())
+    layout["shape_schema_version"] = "fib_quant_kv_tensor_shape_v2"
+    found = fqk.check(json.dumps(layout).encode(), shape).violations
+    assert [(v.rule, v.pointer) for v in found] == [
+        ("schema.enum", "/shape_schema_version"),
+        ("layout.shape_valid", ""),
+    ]
+    assert found[1].message.startswith("the shape is invalid at /query_heads: mha requires")
+
+
+def test_a_hostile_document_is_refused_with_one_violation() -> None:
+    many = ("{" + ",".join(f'"k{i}":0' for i in range(60_000)) + "}").encode()
+    for found in (fqk.check(many).violations, _raised(many)):
+        assert found == [
+            fqk.Violation(
+                "schema",
+                "/k0",
+                "unknown field 'k0': no contract (shape, layout, geometry) has such a field",
+                "schema.unknown_field",
+            )
+        ]
+
+
+def _raised(data: bytes) -> list[fqk.Violation]:
+    """What decode raises for bytes, as a violation."""
+    with pytest.raises(fqk.FibQuantKvError) as raised:
+        fqk.decode(data)
+    return [raised.value.violation]
+
+
+def test_the_public_api_is_named_once() -> None:
+    """The lazy table, __all__ and the names type checkers see agree."""
+    import ast
+
+    source = Path(fqk.__file__).read_text()
+    tree = ast.parse(source)
+    typed = {
+        alias.asname or alias.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom)
+        and node.module
+        and node.module.startswith("fib_quant_kv")
+        for alias in node.names
+    }
+    assert set(fqk._EXPORTS) == set(fqk.__all__) == typed
+    for name in fqk.__all__:
+        assert getattr(fqk, name) is not None
