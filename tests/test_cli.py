@@ -6,6 +6,7 @@ import io
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -62,13 +63,13 @@ def test_without_a_shape_layouts_are_judged_against_the_shape_named_like_them(
 ) -> None:
     code, out, _ = run(capsys, "validate", "--format", "json", str(EXAMPLES))
     assert code == 0
-    assert len(records(out)) == 10
+    assert len(records(out)) == 11
     for rec in records(out):
         assert rec["digest"] is not None
         assert rec["shape_checked"] is True
         own = Path(rec["path"]).suffix
         shapes = [Path(s["path"]).name for s in rec["shapes"]]
-        if rec["kind"] == "shape":
+        if rec["kind"] in ("shape", "set"):
             assert shapes == []
         elif rec["kind"] == "layout":
             assert shapes == [Path(rec["path"]).name.replace("layout", "shape")]
@@ -363,8 +364,13 @@ def test_the_pre_commit_hook_runs_validate_on_contract_file_names() -> None:
     assert "entry: fib-quant-kv validate\n" in hook
     (pattern,) = re.findall(r"^  files: '(.*)'$", hook, re.M)
     names = [p.name for p in EXAMPLES.iterdir()]
-    assert len(names) == 10
+    assert len(names) == 11  # five documents in JSON and CBOR, and their set file
     assert all(re.search(pattern, f"repo/kv/{name}") for name in names)
+    # The hook's documents are the ones a walk always judges, and set files.
+    from fib_quant_kv.files import CONTRACT_NAME, HOOK_FILES
+
+    assert pattern == HOOK_FILES
+    assert [n for n in names if not CONTRACT_NAME.search(n)] == ["fib-quant-kv-set.json"]
     for other in ("package.json", "config.json", "tsconfig.json", "kv/shapes.txt"):
         assert not re.search(pattern, other)
 
@@ -394,7 +400,7 @@ def test_colour_and_progress_only_on_a_terminal(
     assert TextReporter(_Terminal(), _Terminal()).green == ""
 
 
-def test_documents_the_hot_path_reads_are_validated_without_pydantic() -> None:
+def test_documents_the_hot_path_reads_are_validated_without_pydantic(tmp_path: Path) -> None:
     # The bundled examples are JSON in field order and deterministic CBOR, both read as plain
     # fields: such a run never imports the models, pydantic or jsonschema, which would double
     # its start-up time. A model is built only for a document that leaves the hot path.
@@ -414,7 +420,10 @@ def test_documents_the_hot_path_reads_are_validated_without_pydantic() -> None:
         assert json.loads(proc.stderr.splitlines()[-1]) == []
         return records(proc.stdout)
 
-    found = validate(str(EXAMPLES))
+    # The documents alone: a set file is checked with its generated model, which is pydantic.
+    alone = tmp_path / "kv"
+    shutil.copytree(EXAMPLES, alone, ignore=shutil.ignore_patterns("fib-quant-kv-set.json"))
+    found = validate(str(alone))
     assert len(found) == 10
     assert all(r["errors"] == [] and r["digest"] and r["shape_checked"] for r in found)
     assert sum(bool(r["shapes"]) for r in found) == 6  # layouts and geometries, paired

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 import fib_quant_kv as fqk
-from fib_quant_kv.sets import SET_FILE
+from fib_quant_kv.files import SET_FILE
 from tests.conftest import CONFIGS, EXAMPLES, Cli
 
 

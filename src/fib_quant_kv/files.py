@@ -14,10 +14,15 @@ from fib_quant_kv.codec.limits import MAX_DOCUMENT_BYTES
 STDIN = "-"
 SUFFIXES = (".json", ".cbor")
 
+# The file that binds a folder's documents into a set (fib_quant_kv.sets).
+SET_FILE = "fib-quant-kv-set.json"
 # A file named like a contract document: key_shape.json, llama-value_layout.cbor,
-# page_geometry.json. The pre-commit hook selects files with the same pattern (a test holds
+# page_geometry.json.
+_CONTRACT_FILE = r"([^/]*[_-])?(shape|layout|geometry)\.(json|cbor)"
+CONTRACT_NAME = re.compile(rf"(^|/){_CONTRACT_FILE}$")
+# The files the pre-commit hook passes: contract documents and set files (a test holds
 # .pre-commit-hooks.yaml to it).
-CONTRACT_NAME = re.compile(r"(^|/)([^/]*[_-])?(shape|layout|geometry)\.(json|cbor)$")
+HOOK_FILES = "(^|/)(" + _CONTRACT_FILE + "|" + re.escape(SET_FILE).replace("\\-", "-") + ")$"
 
 # Folders a walk never enters: tools' caches and installed packages hold JSON of their own.
 SKIPPED_FOLDERS = frozenset({"node_modules", "__pycache__", "site-packages"})

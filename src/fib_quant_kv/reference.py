@@ -24,9 +24,10 @@ from fib_quant_kv.contracts import (
     shared_schema,
 )
 from fib_quant_kv.errors import Rule
+from fib_quant_kv.files import SET_FILE
 from fib_quant_kv.rules import geometry, layout, shape
 from fib_quant_kv.sets import RULES as SET_RULES
-from fib_quant_kv.sets import SET_FILE, SET_FORMAT, SET_SCHEMA
+from fib_quant_kv.sets import SET_FORMAT, SET_SCHEMA
 
 # Every rule, in the order a document meets them. The ids are part of the public interface: a
 # test pins the list, and renaming one is a breaking change.

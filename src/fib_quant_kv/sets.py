@@ -30,6 +30,7 @@ from fib_quant_kv.digests import domain_digest, encode
 from fib_quant_kv.errors import Rule, SetError, Violation, pointer
 from fib_quant_kv.files import (
     CONTRACT_NAME,
+    SET_FILE,
     STDIN,
     UnreadablePath,
     encoding_note,
@@ -41,7 +42,6 @@ from fib_quant_kv.verdict import Checker, Reading, Verdict, read, reading_contra
 if TYPE_CHECKING:
     from fib_quant_kv_models import ContractSetV1, KvTensorShapeV1
 
-SET_FILE = "fib-quant-kv-set.json"
 SET_FORMAT = "fib-quant-kv/contract-set/v1"
 SET_SCHEMA = "fib_quant_kv_contract_set_v1"
 
@@ -385,14 +385,6 @@ def _binding_problems(entry: SetEntryView, entries: Mapping[str, SetEntryView]) 
 
 
 # The run --------------------------------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class _Read:
-    """A document's reading, the checker of its bytes as a shape, and its content digest."""
-
-    reading: Reading
-    digest: str | None
 
 
 class Run:

@@ -208,6 +208,103 @@ def library_table(count: int, repeats: int) -> None:
         )
 
 
+def public_paths_table(count: int, repeats: int) -> None:
+    """The paths a library user writes, on pretty-printed shapes (where jsonschema is slowest)."""
+    shapes = [d for d in corpus(count * 3) if d[4] is fqk.KvTensorShapeV1][:count]
+    texts = [json.dumps(d[2], indent=2).encode() for d in shapes]
+    cbors = [d[1] for d in shapes]
+    parsed = [d[2] for d in shapes]
+    validator = fqk.json_schema_validator("fib_quant_kv_tensor_shape_v1")
+
+    def over(data: list[Any], fn: Callable[[Any], object]) -> Callable[[], None]:
+        def run() -> None:
+            for item in data:
+                fn(item)
+
+        return run
+
+    rows: dict[str, Callable[[], None]] = {
+        "python-jsonschema validate (structure only)": over(parsed, validator.validate),
+        "check(data).digest, JSON": over(texts, lambda d: fqk.check(d).digest),
+        "check(data).digest, CBOR": over(cbors, lambda d: fqk.check(d).digest),
+        "digest(decode(data)), JSON": over(texts, lambda d: fqk.digest(fqk.decode(d))),
+        "digest(decode(data)), CBOR": over(cbors, lambda d: fqk.digest(fqk.decode(d))),
+        "validate(decode(data)), JSON": over(texts, lambda d: fqk.validate(fqk.decode(d))),
+        "validate(decode(data)), CBOR": over(cbors, lambda d: fqk.validate(fqk.decode(d))),
+    }
+    targets = {"check": 15.0, "digest": 12.0, "validate": 12.0}
+    results = dict.fromkeys(rows, float("inf"))
+    for _ in range(repeats):
+        for name, fn in rows.items():
+            results[name] = min(results[name], per_doc(fn, len(texts)))
+    js = results["python-jsonschema validate (structure only)"]
+    print(
+        f"\nPublic paths, {len(texts)} pretty-printed shapes (and their CBOR), best of {repeats}:"
+    )
+    print(f"{'':48s} {'us/doc':>8s} {'jsonschema/x':>13s}  target")
+    for name, us in results.items():
+        target = targets.get(name.split("(")[0].split(".")[0])
+        mark = (
+            ""
+            if target is None
+            else f"  >= {target:.0f}x {'met' if js / us >= target else 'NOT met'}"
+        )
+        print(f"{name:48s} {us:8.2f} {js / us:12.1f}x{mark}")
+
+
+def _cbor_head(major: int, n: int) -> bytes:
+    if n < 24:
+        return bytes([major << 5 | n])
+    for info, size in ((24, 1), (25, 2), (26, 4), (27, 8)):
+        if n < 1 << (8 * size):
+            return bytes([major << 5 | info]) + n.to_bytes(size, "big")
+    raise ValueError(n)
+
+
+def _cbor_text(text: str) -> bytes:
+    raw = text.encode()
+    return _cbor_head(3, len(raw)) + raw
+
+
+def hostile_table(repeats: int) -> None:
+    """Documents under the size limit built to be slow to refuse: each within 50 ms."""
+    cases = {
+        "60,000 unknown JSON keys": (
+            "{" + ",".join(f'"k{i}":0' for i in range(60_000)) + "}"
+        ).encode(),
+        "100,000 unknown CBOR keys": _cbor_head(5, 100_000)
+        + b"".join(_cbor_text(f"k{i}") + b"\x00" for i in range(100_000)),
+        "a CBOR array of 1,000,000 zeros under an unknown key": _cbor_head(5, 1)
+        + _cbor_text("x")
+        + _cbor_head(4, 1_000_000)
+        + b"\x00" * 1_000_000,
+        "300,000 empty JSON arrays": ("[" + ",".join(["[]"] * 300_000) + "]").encode(),
+    }
+    print(f"\nHostile documents, best of {repeats} (target: each refused within 50 ms):")
+    for name, data in cases.items():
+        times = []
+        for refuse in (_decode_refused, lambda d: fqk.check(d).violations):
+            best = float("inf")
+            for _ in range(repeats):
+                start = time.perf_counter()
+                refuse(data)
+                best = min(best, time.perf_counter() - start)
+            times.append(best * 1000)
+        verdict = "met" if max(times) <= 50 else "NOT met"
+        print(
+            f"  {name:52s} {len(data):>9,} bytes  decode {times[0]:6.1f} ms  "
+            f"check {times[1]:6.1f} ms  {verdict}"
+        )
+
+
+def _decode_refused(data: bytes) -> object:
+    try:
+        fqk.decode(data)
+    except fqk.FibQuantKvError as exc:
+        return exc
+    raise AssertionError("a hostile document was accepted")
+
+
 # A small parent spawns the command and reads its peak RSS. From this (large) process, fork
 # before exec would count the parent's pages in the child's maximum.
 _MEASURE = """
@@ -289,12 +386,15 @@ def cli_table(files: int, repeats: int) -> None:
     for name in names:
         elapsed, _, rss = best[name]
         print(f"  {name:48s} {elapsed * 1000:9.1f} ms {rss / 1024:7.1f} MiB")
+    speed_up = best[names[1]][0] / best[names[0]][0]
+    single = best[names[2]][0] / best[names[3]][0]
     print(
-        f"  directory speed-up over check-jsonschema: {best[names[1]][0] / best[names[0]][0]:.1f}x"
+        f"  directory speed-up over check-jsonschema: {speed_up:.1f}x "
+        f"(target >= 8x: {'met' if speed_up >= 8 else 'NOT met'})"
     )
     print(
-        "  single-file start, check-jsonschema / ours: "
-        f"{best[names[3]][0] / best[names[2]][0]:.2f}x"
+        f"  single-file run, ours / check-jsonschema: {single:.2f}x "
+        f"(target <= 0.5x: {'met' if single <= 0.5 else 'NOT met'})"
     )
     print(
         f"  peak memory, {len(many)} files / {len(few)} files: "
@@ -313,6 +413,8 @@ def main() -> None:
         f"{platform.python_implementation()} {platform.python_version()}, {platform.platform()}"
     )
     library_table(args.documents, args.repeats)
+    public_paths_table(args.documents, args.repeats)
+    hostile_table(args.repeats)
     cli_table(args.files, max(3, args.repeats // 2))
     sys.stdout.flush()
 

@@ -79,7 +79,8 @@ def _shapes_for(path: str, doc: Document, given: str | None) -> list[KvTensorSha
     like it beside it. None is an error that says what was looked for."""
     from fib_quant_kv.contracts import contract_of
     from fib_quant_kv.errors import SetError
-    from fib_quant_kv.sets import NO_SHAPE, SET_FILE, Run
+    from fib_quant_kv.files import SET_FILE
+    from fib_quant_kv.sets import NO_SHAPE, Run
 
     contract = contract_of(doc)
     if not contract.needs_shape:
@@ -290,7 +291,8 @@ def plan(args: argparse.Namespace) -> int:
 def _write_plan(planned: Plan, folder: str, encoding: Encoding) -> None:
     """Write a plan's documents and set file, replacing an earlier plan's set, never mixing."""
     from fib_quant_kv.digests import encode
-    from fib_quant_kv.sets import SET_FILE, Memory, create_set, set_text
+    from fib_quant_kv.files import SET_FILE
+    from fib_quant_kv.sets import Memory, create_set, set_text
 
     files = {
         f"{name}.{encoding}": encode(doc, encoding) + (b"\n" if encoding == "json" else b"")
@@ -324,7 +326,8 @@ def _earlier_plan(folder: str, writing: set[str]) -> list[str]:
     Refused: documents no set file lists (they may not be a plan's), and a set file that
     cannot be read; either way the folder would end up holding a mix.
     """
-    from fib_quant_kv.sets import SET_FILE, Files, load_set
+    from fib_quant_kv.files import SET_FILE
+    from fib_quant_kv.sets import Files, load_set
 
     if not os.path.exists(folder):
         return []
@@ -354,7 +357,8 @@ def _earlier_plan(folder: str, writing: set[str]) -> list[str]:
 
 
 def make_set(args: argparse.Namespace) -> int:
-    from fib_quant_kv.sets import SET_FILE, create_set, set_text
+    from fib_quant_kv.files import SET_FILE
+    from fib_quant_kv.sets import create_set, set_text
 
     if not os.path.isdir(args.folder):
         raise Unusable(f"{args.folder}: not a folder")
