@@ -58,11 +58,13 @@ class _Proof:
 
     __slots__ = ("canonical", "own", "ref", "values")
 
-    def __init__(self, ref: weakref.ref[Any], values: tuple[object, ...]) -> None:
+    def __init__(
+        self, ref: weakref.ref[Any], values: tuple[object, ...], canonical: bytes | None
+    ) -> None:
         self.ref = ref
         self.values = values
         # Its canonical JSON, once known (the hot path knows it from the bytes).
-        self.canonical: bytes | None = None
+        self.canonical = canonical
         # A shape's own rule violations, once run: they depend on nothing else.
         self.own: list[Violation] | None = None
 
@@ -77,9 +79,7 @@ _sweep_at = 1024
 def remember(model: D, canonical: bytes | None = None) -> D:
     """Record that a model's schema holds (the caller has just proven it); returns the model."""
     global _sweep_at
-    proof = _Proof(weakref.ref(model), tuple(model.__dict__.values()))
-    proof.canonical = canonical
-    _PROOFS[id(model)] = proof
+    _PROOFS[id(model)] = _Proof(weakref.ref(model), tuple(model.__dict__.values()), canonical)
     if len(_PROOFS) > _sweep_at:
         for key in [k for k, p in _PROOFS.items() if p.ref() is None]:
             del _PROOFS[key]
@@ -223,7 +223,9 @@ def decode(data: bytes, encoding: Encoding | None = None) -> Document:
     reading = read(data, encoding)
     if isinstance(reading, tuple):
         contract, _, canonical = reading
-        return remember(contract.model.model_validate_json(canonical), canonical)
+        # The validator itself, not model_validate_json's Python wrapper: this is per document.
+        model: Document = contract.model.__pydantic_validator__.validate_json(canonical)
+        return remember(model, canonical)
     if isinstance(reading, Violation):
         raise reading.to_error()
     if reading.model is None:
