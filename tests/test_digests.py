@@ -497,11 +497,13 @@ def first_geometry_failure(geometry: KvPageGeometryV1, shape: KvTensorShapeV1) -
         stated = not 1 <= geometry.tokens_per_page <= U32_MAX
         return ("corrupt_payload", "/tokens_per_page", "", stated)
     if geometry.vectors_per_block != 1:
-        return ("dependency_unsupported", "/vectors_per_block", "one vector per block", False)
+        stated = geometry.vectors_per_block > U32_MAX
+        return ("dependency_unsupported", "/vectors_per_block", "one vector per block", stated)
     if geometry.head_dim != shape.head_dim:
-        return ("corrupt_payload", "/head_dim", "", False)
+        return ("corrupt_payload", "/head_dim", "", geometry.head_dim > U32_MAX)
     if geometry.raw_vector_bytes != min(geometry.head_dim * 4, U32_MAX):
-        return ("corrupt_payload", "/raw_vector_bytes", "", False)
+        stated = geometry.raw_vector_bytes > U32_MAX
+        return ("corrupt_payload", "/raw_vector_bytes", "", stated)
     if geometry.encoded_block_bytes == 0:
         return ("corrupt_payload", "/encoded_block_bytes", "", True)
     return None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -513,3 +514,35 @@ def test_create_set_refuses_a_document_without_its_shape(tmp_path: Path) -> None
     assert "value_layout.json cannot join a set: a layout is judged against its shape" in str(
         raised.value
     )
+
+
+# Both cores for a large run -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_a_run_split_across_two_processes_says_what_one_process_says(
+    cli: Cli, models: Path, monkeypatch: pytest.MonkeyPatch, fmt: str
+) -> None:
+    from fib_quant_kv.cli import parallel
+
+    extra = models / "extra"
+    extra.mkdir()
+    for index in range(30):
+        data = (EXAMPLES / "key_shape.json").read_bytes()
+        if index % 7 == 0:
+            data = data.replace(b'"gqa"', b'"mha"')
+        (extra / f"n{index:02d}_shape.json").write_bytes(data)
+    (extra / "notes.json").write_text("{}")  # skipped: no contract
+    (extra / "z_layout.json").write_bytes((EXAMPLES / "key_layout.json").read_bytes())  # no shape
+    argv = ("validate", "--format", fmt, str(models), str(EXAMPLES / "key_shape.json"))
+    monkeypatch.setattr(parallel, "PARALLEL_FROM", 10**9)
+    alone = cli(*argv)
+    monkeypatch.setattr(parallel, "PARALLEL_FROM", 4)
+    forks = []
+    fork = os.fork
+    monkeypatch.setattr(os, "fork", lambda: forks.append(1) or fork())
+    split = cli(*argv)
+    assert forks == [1]
+    assert split == alone
+    assert alone[0] == 1
+    assert len(alone[1].splitlines()) > 40

@@ -23,7 +23,7 @@ import os
 import posixpath
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, TypeAlias
 
 from fib_quant_kv.contracts import SHAPE_SCHEMA
 from fib_quant_kv.digests import domain_digest, encode
@@ -32,6 +32,7 @@ from fib_quant_kv.files import (
     CONTRACT_NAME,
     SET_FILE,
     STDIN,
+    Named,
     UnreadablePath,
     encoding_note,
     expand,
@@ -387,6 +388,10 @@ def _binding_problems(entry: SetEntryView, entries: Mapping[str, SetEntryView]) 
 # The run --------------------------------------------------------------------------------------
 
 
+# What a run notes as it judges: folders, shapes named, paths judged, files skipped.
+Notes: TypeAlias = tuple[dict[str, None], list[str], set[str], int]
+
+
 class Run:
     """Judges documents with their shapes: one call of validate, or one library call.
 
@@ -410,7 +415,11 @@ class Run:
         self.skipped = 0
         self._checkers: dict[str, tuple[Checker, Bound]] = {}
         self._sets: dict[str, LoadedSet | None] = {}
-        self._judged: set[str] = set()
+        # What the paths judged so far call for: their folders (in order, for set files), the
+        # shapes named on the command line (for their dependents), and every path judged.
+        self.folders: dict[str, None] = {}
+        self.named_shapes: list[str] = []
+        self.judged: set[str] = set()
 
     # Pairing --------------------------------------------------------------------------------
 
@@ -508,7 +517,7 @@ class Run:
             note = encoding_note(path, data)
             if note is not None:
                 reading = dataclasses.replace(reading, message=f"{reading.message}; {note}")
-        self._judged.add(path)
+        self.judged.add(path)
         if contract is None or not contract.needs_shape:
             verdict = Checker().judge(reading)
             return _finding(path, verdict)
@@ -541,14 +550,17 @@ class Run:
     def run(self, paths: list[str]) -> Iterator[Finding]:
         """Findings for files and folders (walked), then for the set files and dependents
         their documents call for. Lazily, so memory stays flat in the number of files."""
-        named_shapes: list[str] = []
-        folders: list[str] = []
-        for item in expand(paths):
+        yield from self.judge_items(expand(paths))
+        yield from self.finish()
+
+    def judge_items(self, items: Iterable[Named | UnreadablePath]) -> Iterator[Finding]:
+        """Findings for paths already expanded, noting the folders and shapes they name."""
+        for item in items:
             if isinstance(item, UnreadablePath):
                 yield Finding(item.path, unreadable=item.reason)
                 continue
             if posixpath.basename(item.path) == SET_FILE:
-                folders.append(posixpath.dirname(item.path))
+                self.folders[posixpath.dirname(item.path)] = None
                 continue
             try:
                 data = self.store.read(item.path)
@@ -559,13 +571,28 @@ class Run:
             if finding is None:
                 continue
             if item.path != STDIN:
-                folders.append(posixpath.dirname(item.path))
+                self.folders[posixpath.dirname(item.path)] = None
                 if item.named and finding.kind == "shape":
-                    named_shapes.append(item.path)
+                    self.named_shapes.append(item.path)
             yield finding
-        for shape_path in named_shapes:
+
+    def notes(self) -> Notes:
+        """What this run has noted, to hand to another run of the same request."""
+        return self.folders, self.named_shapes, self.judged, self.skipped
+
+    def absorb(self, notes: Notes) -> None:
+        """Take in what another run of the same request noted (it judged other paths)."""
+        folders, named_shapes, judged, skipped = notes
+        self.folders.update(folders)
+        self.named_shapes += named_shapes
+        self.judged |= judged
+        self.skipped += skipped
+
+    def finish(self) -> Iterator[Finding]:
+        """Findings for the dependents of named shapes, then for the set files of the folders."""
+        for shape_path in self.named_shapes:
             for dependent in self.dependents_of(shape_path):
-                if dependent in self._judged:
+                if dependent in self.judged:
                     continue
                 try:
                     data = self.store.read(dependent)
@@ -575,10 +602,10 @@ class Run:
                 finding = self.judge(dependent, data)
                 if finding is not None:
                     finding.dependent_of = shape_path
-                    folders.append(posixpath.dirname(dependent))
+                    self.folders[posixpath.dirname(dependent)] = None
                     yield finding
         if self.shape is None and self.bindings is None:
-            for folder in dict.fromkeys(folders):
+            for folder in list(self.folders):
                 loaded = self._set_of(folder)
                 if loaded is not None:
                     yield self.check_set(loaded)

@@ -157,6 +157,8 @@ def dtype(text: str) -> str:
 
 
 def validate(args: argparse.Namespace) -> int:
+    from fib_quant_kv.cli import parallel
+    from fib_quant_kv.files import expand
     from fib_quant_kv.sets import Run
     from fib_quant_kv.verdict import Checker
 
@@ -168,19 +170,23 @@ def validate(args: argparse.Namespace) -> int:
             # Read by the hot path where it can be: no model, so no pydantic, for such a shape.
             checker = Checker.for_shape(data)
     run = Run(shape=checker, shape_path=args.shape, structure_only=args.structure_only)
-    reporter = REPORTERS[args.format](sys.stdout, sys.stderr)
-    checked = invalid = unreadable = 0
-    for finding in run.run(args.paths):
-        if finding.unreadable is not None:
-            unreadable += 1
-        else:
-            checked += 1
-            invalid += not finding.valid
+    make_reporter = REPORTERS[args.format]
+    reporter = make_reporter(sys.stdout, sys.stderr)
+    tally = parallel.Tally()
+    items = list(expand(args.paths))
+    if parallel.worth_it(items, sys.stdout):
+        parallel.judge(run, items, reporter, tally, make_reporter)
+    else:
+        for finding in run.judge_items(items):
+            tally.add(finding)
+            reporter.report(finding)
+    for finding in run.finish():
+        tally.add(finding)
         reporter.report(finding)
-    reporter.finish(checked, invalid, unreadable, run.skipped)
-    if invalid:
+    reporter.finish(tally.checked, tally.invalid, tally.unreadable, run.skipped)
+    if tally.invalid:
         return EXIT_INVALID
-    return EXIT_USAGE if unreadable else EXIT_VALID
+    return EXIT_USAGE if tally.unreadable else EXIT_VALID
 
 
 def digest(args: argparse.Namespace) -> int:
