@@ -857,3 +857,33 @@ def test_nesting_limit_boundary(encoding: str) -> None:
 
     check(raise_from(nested(32)), fqk.SchemaError, "", "got an array")
     check(raise_from(nested(33)), fqk.DecodeError, None, "nesting deeper than 32")
+
+
+def test_a_parse_of_many_containers_leaves_the_collector_as_it_was() -> None:
+    """The JSON codec pauses the cyclic collector for a text of many containers, and only then."""
+    import gc
+
+    good = ("[" + ",".join(["[]"] * 2000) + "]").encode()
+    bad = ("[" + ",".join(["[]"] * 2000) + ",]").encode()
+    assert gc.isenabled()
+    seen = []
+    real = gc.disable
+
+    def noted() -> None:
+        seen.append(True)
+        real()
+
+    gc.disable = noted  # type: ignore[assignment]
+    try:
+        for data in (good, bad):
+            with pytest.raises(fqk.FibQuantKvError):
+                fqk.decode(data)
+            assert gc.isenabled()
+        assert seen == [True, True]
+        real()
+        with pytest.raises(fqk.SchemaError):
+            fqk.decode(good)
+        assert not gc.isenabled()  # a caller's choice is kept
+    finally:
+        gc.disable = real  # type: ignore[assignment]
+        gc.enable()

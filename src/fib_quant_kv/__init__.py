@@ -36,7 +36,8 @@ if TYPE_CHECKING:
         SetError,
         Violation,
     )
-    from fib_quant_kv.hf_config import shape_from_hf_config
+    from fib_quant_kv.hf_config import KvLayers, kv_layers_from_hf_config, shape_from_hf_config
+    from fib_quant_kv.plan import Plan, plan_from_hf_config
     from fib_quant_kv.reference import RULES
     from fib_quant_kv.sets import Finding, create_set, validate_documents, validate_paths
     from fib_quant_kv.verdict import (
@@ -80,6 +81,10 @@ _EXPORTS: dict[str, str] = {
     "Encoding": "fib_quant_kv.codec",
     "FibQuantKvError": "fib_quant_kv.errors",
     "KvAttentionKind": "fib_quant_kv_models",
+    "KvLayers": "fib_quant_kv.hf_config",
+    "Plan": "fib_quant_kv.plan",
+    "kv_layers_from_hf_config": "fib_quant_kv.hf_config",
+    "plan_from_hf_config": "fib_quant_kv.plan",
     "KvCacheLayoutV1": "fib_quant_kv_models",
     "KvDtype": "fib_quant_kv_models",
     "KvLayoutOrder": "fib_quant_kv_models",
@@ -129,11 +134,13 @@ __all__ = [
     "KvAttentionKind",
     "KvCacheLayoutV1",
     "KvDtype",
+    "KvLayers",
     "KvLayoutOrder",
     "KvPageGeometryV1",
     "KvRole",
     "KvRopeState",
     "KvTensorShapeV1",
+    "Plan",
     "ResourceLimitExceeded",
     "Rule",
     "SchemaError",
@@ -151,9 +158,11 @@ __all__ = [
     "element_count",
     "encode",
     "json_schema_validator",
+    "kv_layers_from_hf_config",
     "markers",
     "new_page_geometry",
     "page_count",
+    "plan_from_hf_config",
     "schema",
     "schema_text",
     "shape_from_hf_config",
