@@ -27,6 +27,24 @@ def test_readme_python_example_runs() -> None:
     assert printed[0].startswith("blake3:72f96f28")
     assert printed[1] == "32"
     assert printed[2].startswith(
-        "corrupt_payload /tokens_per_page tokens_per_page must be in 1..=8192"
+        "geometry.tokens_per_page_range corrupt_payload /tokens_per_page "
+        "tokens_per_page must be in 1..=8192"
     )
     assert printed[3].startswith("True blake3:72f96f28")
+    findings = [line for line in printed if line.startswith("examples/")]
+    assert len(findings) == 11
+    assert all(" True " in line for line in findings)
+    assert (
+        "examples/llama-3.1-8b/key_layout.json True ['examples/llama-3.1-8b/key_shape.json']"
+        in (findings)
+    )
+    assert printed[-2] == "True"
+    assert printed[-1] == fib_quant_kv_set_digest()
+
+
+def fib_quant_kv_set_digest() -> str:
+    import json
+
+    path = ROOT / "examples" / "llama-3.1-8b" / "fib-quant-kv-set.json"
+    digest: str = json.loads(path.read_text())["digest"]
+    return digest
