@@ -32,6 +32,10 @@ from fib_quant_kv.fastpath import read_cbor, read_json
 from fib_quant_kv.rules import semantic_violations
 from fib_quant_kv.structure import check_structure
 
+# The tests' CBOR builder: this script runs from its own folder, outside the test package.
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from tests import cbor_builder
+
 # Public config.json facts: layers, query heads, KV heads, head size.
 MODELS = {
     "llama-3.1-8b": (32, 32, 8, 128),
@@ -252,31 +256,17 @@ def public_paths_table(count: int, repeats: int) -> None:
         print(f"{name:48s} {us:8.2f} {js / us:12.1f}x{mark}")
 
 
-def _cbor_head(major: int, n: int) -> bytes:
-    if n < 24:
-        return bytes([major << 5 | n])
-    for info, size in ((24, 1), (25, 2), (26, 4), (27, 8)):
-        if n < 1 << (8 * size):
-            return bytes([major << 5 | info]) + n.to_bytes(size, "big")
-    raise ValueError(n)
-
-
-def _cbor_text(text: str) -> bytes:
-    raw = text.encode()
-    return _cbor_head(3, len(raw)) + raw
-
-
 def hostile_table(repeats: int) -> None:
     """Documents under the size limit built to be slow to refuse: each within 50 ms."""
     cases = {
         "60,000 unknown JSON keys": (
             "{" + ",".join(f'"k{i}":0' for i in range(60_000)) + "}"
         ).encode(),
-        "100,000 unknown CBOR keys": _cbor_head(5, 100_000)
-        + b"".join(_cbor_text(f"k{i}") + b"\x00" for i in range(100_000)),
-        "a CBOR array of 1,000,000 zeros under an unknown key": _cbor_head(5, 1)
-        + _cbor_text("x")
-        + _cbor_head(4, 1_000_000)
+        "100,000 unknown CBOR keys": cbor_builder.head(5, 100_000)
+        + b"".join(cbor_builder.text(f"k{i}") + b"\x00" for i in range(100_000)),
+        "a CBOR array of 1,000,000 zeros under an unknown key": cbor_builder.head(5, 1)
+        + cbor_builder.text("x")
+        + cbor_builder.head(4, 1_000_000)
         + b"\x00" * 1_000_000,
         "300,000 empty JSON arrays": ("[" + ",".join(["[]"] * 300_000) + "]").encode(),
     }
