@@ -105,7 +105,9 @@ def _tree(root: Path) -> dict[str, Path]:
 @nox.session
 def check_generated(session: nox.Session) -> None:
     """Fail when regenerating the models would change, add or remove any file in generated/."""
-    with tempfile.TemporaryDirectory() as tmp:
+    # Inside the repository: the generator's formatter takes its line length from the
+    # pyproject.toml above its output, so output elsewhere would wrap lines differently.
+    with tempfile.TemporaryDirectory(dir=ROOT, prefix=".check-generated-") as tmp:
         fresh_root = Path(tmp) / "fib_quant_kv_models"
         _generate(session, fresh_root)
         fresh, committed = _tree(fresh_root), _tree(GENERATED)
