@@ -16,7 +16,7 @@ import pytest
 
 import fib_quant_kv as fqk
 from fib_quant_kv.cli import main
-from tests.conftest import EXAMPLES, ROOT, VECTORS, run
+from tests.shared import EXAMPLES, ROOT, VECTORS, run
 
 KEY_SHAPE = str(EXAMPLES / "key_shape.json")
 

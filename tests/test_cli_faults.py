@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from fib_quant_kv.cli import main
-from tests.conftest import CONFIGS, EXAMPLES, Cli
+from tests.shared import CONFIGS, EXAMPLES, Cli
 
 KEY_SHAPE = str(EXAMPLES / "key_shape.json")
 LLAMA = str(CONFIGS / "llama-3.1-8b.json")

@@ -13,7 +13,7 @@ from fib_quant_kv.codec import json as strict_json
 from fib_quant_kv.codec.limits import MAX_DEPTH, MAX_DOCUMENT_BYTES, MAX_INTEGER_DIGITS
 from fib_quant_kv.fastpath import read_cbor
 from tests.cbor_builder import deterministic as encode
-from tests.conftest import VECTORS
+from tests.shared import VECTORS
 
 U32_MAX = (1 << 32) - 1
 U64_MAX = (1 << 64) - 1

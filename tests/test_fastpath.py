@@ -18,9 +18,8 @@ from fib_quant_kv.codec.limits import MAX_DOCUMENT_BYTES
 from fib_quant_kv.contracts import CONTRACTS, Document, contract_of, property_schema
 from fib_quant_kv.fastpath import FastRead, _cbor_text, _Compiled, read_cbor, read_json
 from tests.cbor_builder import deterministic, head, text
-from tests.conftest import VECTORS
-from tests.test_digests import documents, json_texts
-from tests.test_fuzz import ANY_BYTES
+from tests.shared import VECTORS
+from tests.strategies import ANY_BYTES, documents, json_texts
 
 U32_MAX = (1 << 32) - 1
 U64_MAX = (1 << 64) - 1

@@ -20,7 +20,8 @@ from hypothesis import strategies as st
 
 import fib_quant_kv as fqk
 from fib_quant_kv.cli import main
-from tests.conftest import EXAMPLES, VECTORS
+from tests.shared import EXAMPLES, VECTORS
+from tests.strategies import ANY_BYTES
 
 BUDGET = settings(
     max_examples=int(os.environ.get("FIB_QUANT_KV_FUZZ_EXAMPLES", "150")),
@@ -31,38 +32,6 @@ BUDGET = settings(
 
 SHAPE = fqk.decode((EXAMPLES / "key_shape.json").read_bytes())
 assert isinstance(SHAPE, fqk.KvTensorShapeV1)
-
-# Seeds: every vector document and shape, and every example, in JSON and CBOR.
-SEEDS: list[bytes] = sorted(
-    {c["doc"].encode() for c in VECTORS}
-    | {c["shape"].encode() for c in VECTORS if c["shape"]}
-    | {bytes.fromhex(c["expect"]["cbor_hex"]) for c in VECTORS if c["expect"]["valid"]}
-    | {p.read_bytes() for p in EXAMPLES.iterdir()}
-)
-
-
-@st.composite
-def mutated(draw: st.DrawFn) -> bytes:
-    """A seed with a few byte-level edits: flips, insertions, deletions, truncation, splices."""
-    data = bytearray(draw(st.sampled_from(SEEDS)))
-    for _ in range(draw(st.integers(1, 4))):
-        op = draw(st.sampled_from(["flip", "insert", "delete", "truncate", "splice", "repeat"]))
-        at = draw(st.integers(0, len(data)))
-        if op == "flip" and at < len(data):
-            data[at] = draw(st.integers(0, 255))
-        elif op == "insert":
-            data[at:at] = draw(st.binary(min_size=1, max_size=8))
-        elif op == "delete":
-            del data[at : at + draw(st.integers(1, 8))]
-        elif op == "truncate":
-            del data[at:]
-        elif op == "splice":
-            other = draw(st.sampled_from(SEEDS))
-            data[at:] = other[draw(st.integers(0, len(other))) :]
-        elif op == "repeat":
-            data[at:at] = data[at : at + draw(st.integers(1, 16))] * draw(st.integers(1, 50))
-    return bytes(data)
-
 
 JSON_SCALARS = (
     st.none()
@@ -96,9 +65,6 @@ def near_documents(draw: st.DrawFn) -> dict[str, Any]:
         else:
             base.pop(key, None)
     return base
-
-
-ANY_BYTES = st.binary(max_size=512) | mutated()
 
 
 def _only_own_errors(data: bytes) -> None:

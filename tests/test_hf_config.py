@@ -12,7 +12,7 @@ import pytest
 import fib_quant_kv as fqk
 from fib_quant_kv.hf_config import DTYPES, kv_layers_from_hf_config, shape_from_hf_config
 from fib_quant_kv.plan import plan_from_hf_config
-from tests.conftest import DATA, EXAMPLES
+from tests.shared import DATA, EXAMPLES
 
 CONFIGS = DATA / "hf_configs"
 

@@ -14,7 +14,7 @@ import pytest
 
 from fib_quant_kv.cli import main
 from fib_quant_kv.codec.limits import MAX_DEPTH, MAX_DOCUMENT_BYTES
-from tests.conftest import EXAMPLES
+from tests.shared import EXAMPLES
 
 GOOD = EXAMPLES / "key_shape.json"
 

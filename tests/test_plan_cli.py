@@ -11,7 +11,7 @@ import pytest
 import fib_quant_kv as fqk
 from fib_quant_kv.cli import main
 from fib_quant_kv.plan import CacheSize, plan_from_hf_config
-from tests.conftest import DATA, run
+from tests.shared import DATA, run
 
 CONFIGS = DATA / "hf_configs"
 LLAMA = str(CONFIGS / "llama-3.1-8b.json")

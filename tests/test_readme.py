@@ -7,7 +7,7 @@ import io
 import os
 import re
 
-from tests.conftest import ROOT
+from tests.shared import ROOT
 
 
 def test_readme_python_example_runs() -> None:

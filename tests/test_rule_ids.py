@@ -9,7 +9,7 @@ import pytest
 
 import fib_quant_kv as fqk
 from fib_quant_kv.reference import failing_example, judge_example, render_docs
-from tests.conftest import ROOT, VECTORS, Cli
+from tests.shared import ROOT, VECTORS, Cli
 
 # The ids, in the order of checks. Renaming or removing one breaks users' configurations and
 # scripts: add a new id instead, and say so in the changelog.

@@ -12,7 +12,7 @@ import pytest
 
 import fib_quant_kv as fqk
 from fib_quant_kv.files import SET_FILE
-from tests.conftest import CONFIGS, EXAMPLES, Cli
+from tests.shared import CONFIGS, EXAMPLES, Cli
 
 
 def by_name(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:

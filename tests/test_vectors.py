@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 import fib_quant_kv as fqk
-from tests.conftest import VECTORS
+from tests.shared import VECTORS
 
 # The vectors name reference categories; the structural stages report "decode" or "schema"
 # where the reference says "parse", and a per-field rule the schema states (counts >= 1)
