@@ -887,3 +887,14 @@ def test_a_parse_of_many_containers_leaves_the_collector_as_it_was() -> None:
     finally:
         gc.disable = real  # type: ignore[assignment]
         gc.enable()
+
+
+def test_a_repeated_stray_key_is_refused_where_each_reader_first_can() -> None:
+    """JSON is parsed whole (in C) before the schema looks, so its duplicate is seen first; the
+    CBOR reader stops at the first key no contract has, before anything after it is read."""
+    assert raise_from(b'{"bogus":1,"bogus":1}').rule == "decode.duplicate_key"
+    twice_cbor = cbor_map([(text("bogus"), b"\x01")] * 2)
+    assert raise_from(twice_cbor).rule == "schema.unknown_field"
+    # A duplicate of a contract's own field is a duplicate in both.
+    twice_known = cbor_map([(text("batch"), b"\x01")] * 2)
+    assert raise_from(twice_known).rule == "decode.duplicate_key"

@@ -124,6 +124,7 @@ def test_plan_writes_what_the_library_computes(
     code, out, err = run(capsys, "validate", "--shape", key_shape, "--format", "json", str(out_dir))
     assert code == 0, out + err
     records = [json.loads(line) for line in out.splitlines()]
+    records = [r for r in records if r["kind"] != "set"]  # the set file is checked as well
     assert len(records) == len(NAMES)
     # And with no --shape, through the set file plan wrote, which it checks too.
     code, out, err = run(capsys, "validate", "--format", "json", str(out_dir))
@@ -140,7 +141,7 @@ def test_plan_writes_what_the_library_computes(
 
     code, out, _ = run(capsys, "validate", "--shape", key_shape, str(out_dir))
     assert code == 0
-    lines = out.splitlines()
+    lines = [line for line in out.splitlines() if ": valid set " not in line]
     assert len(lines) == len(NAMES)
     for line in lines:
         path, rest = line.split(": ", 1)

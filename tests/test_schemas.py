@@ -46,7 +46,7 @@ RELEASED_SCHEMA_SHA256: dict[str, str] = {
     ),
     # The project's own set file, beside the contracts (not a contract: no schema_version).
     "fib_quant_kv_contract_set_v1.schema.json": (
-        "daa0b8d88aa813bb97d5209a18468a9331e1fb091fd631fdca44973514ac589a"
+        "4f5d3f51e51a40e9fa525598ad6f78d484d167b6f9c62cd27a68e633925e336d"
     ),
 }
 SET_SCHEMA_FILE = "fib_quant_kv_contract_set_v1.schema.json"

@@ -371,13 +371,33 @@ BAD_SETS = [
     ),
     pytest.param(
         lambda body: _entry(body, 0, path="../key_shape.json"),
-        ("set.path", "/documents/0/path", "'../key_shape.json': expected a relative path"),
+        ("set.path", "/documents/0/path", "'../key_shape.json': expected the name of a file in"),
         id="outside-folder",
     ),
     pytest.param(
         lambda body: _entry(body, 0, path="/etc/key_shape.json"),
-        ("set.path", "/documents/0/path", "'/etc/key_shape.json': expected a relative path"),
+        ("set.path", "/documents/0/path", "'/etc/key_shape.json': expected the name of a file"),
         id="absolute",
+    ),
+    pytest.param(
+        lambda body: _entry(body, 0, path="sub/key_shape.json"),
+        ("set.path", "/documents/0/path", "'sub/key_shape.json': expected the name of a file"),
+        id="in-a-subfolder",
+    ),
+    pytest.param(
+        lambda body: _entry(body, 1, shapes=["key_shape.json\u0000x"]),
+        ("set.path", "/documents/1/shapes/0", "a control character in a file name"),
+        id="nul-byte",
+    ),
+    pytest.param(
+        lambda body: _entry(body, 2, role="key"),
+        ("set.kind", "/documents/2/role", "a geometry has role key: expected null"),
+        id="geometry-with-a-role",
+    ),
+    pytest.param(
+        lambda body: [body],
+        ("set.malformed", "", "Input should be a valid dictionary"),
+        id="not-an-object",
     ),
     pytest.param(
         lambda body: _entry(body, 1, kind="geometry", role=None),
@@ -546,3 +566,90 @@ def test_a_run_split_across_two_processes_says_what_one_process_says(
     assert split == alone
     assert alone[0] == 1
     assert len(alone[1].splitlines()) > 40
+
+
+# What a careless or hostile tree does -----------------------------------------------------------
+
+
+def test_a_set_file_that_cannot_be_read_is_reported_and_the_run_goes_on(
+    cli: Cli, tmp_path: Path
+) -> None:
+    folder = copy_examples(tmp_path, "key_shape.json", "key_layout.json")
+    (folder / SET_FILE).mkdir()
+    code, records = cli.records(str(folder))
+    assert code == 1
+    found = by_name(records)
+    assert found["kv/key_layout.json"]["valid"] is True
+    assert found[f"kv/{SET_FILE}"]["errors"][0]["rule"] == "set.malformed"
+    assert "cannot read: is a directory" in found[f"kv/{SET_FILE}"]["errors"][0]["message"]
+
+
+def test_a_nul_byte_in_a_path_is_a_message_not_a_traceback(cli: Cli) -> None:
+    code, _, err = cli("validate", "key\0shape.json")
+    assert code == 2
+    assert err == "key\0shape.json: cannot read: cannot open: a NUL byte in the file name\n"
+
+
+def test_plan_out_removes_only_the_listed_contract_documents(cli: Cli, tmp_path: Path) -> None:
+    out = tmp_path / "kv"
+    plan(cli, out, 8192, "--tokens-per-page", "256", "--encoded-block-bytes", "72")
+    (out / "notes.txt").write_text("mine")
+    body = json.loads((out / SET_FILE).read_text())
+    body["documents"].append({**body["documents"][0], "path": "notes.txt"})
+    (out / SET_FILE).write_text(json.dumps(body))
+    plan(cli, out, 4096)
+    assert (out / "notes.txt").read_text() == "mine"  # listed, but no contract document
+    assert not (out / "page_geometry.json").exists()
+    (out / "old_key_shape.json").write_bytes((EXAMPLES / "key_shape.json").read_bytes())
+    code, _, err = cli(
+        "plan", str(CONFIGS / "llama-3.1-8b.json"), "--tokens", "64", "--out", str(out)
+    )
+    assert code == 2
+    assert "holds contract documents no set file lists (old_key_shape.json)" in err
+    assert (out / "old_key_shape.json").exists()
+
+
+def test_set_with_a_trailing_slash_replaces_the_folders_own_set(cli: Cli, tmp_path: Path) -> None:
+    folder = copy_examples(tmp_path, "key_shape.json", "value_shape.json", "page_geometry.json")
+    assert cli("set", str(folder))[0] == 0
+    shutil.copy(EXAMPLES / "key_shape.json", folder / "other_key_shape.json")
+    code, _, err = cli("set", f"{folder}/")
+    assert code == 0, err
+    (geometry,) = [d for d in json.loads((folder / SET_FILE).read_text())["documents"]
+                   if d["kind"] == "geometry"]  # fmt: skip
+    assert geometry["shapes"] == ["key_shape.json", "other_key_shape.json", "value_shape.json"]
+
+
+def test_a_layout_is_not_paired_with_a_file_of_another_suffix(cli: Cli, tmp_path: Path) -> None:
+    folder = copy_examples(tmp_path, "key_shape.cbor", "key_layout.json")
+    (folder / "key_shape.bak").write_text("a backup")
+    (folder / "key_shape").mkdir()
+    _, records = cli.records(str(folder / "key_layout.json"))
+    assert shape_names(records[0]) == ["kv/key_shape.cbor"]
+    assert records[0]["valid"] is True
+
+
+def test_a_set_entry_that_is_a_symbolic_link_is_refused(cli: Cli, tmp_path: Path) -> None:
+    folder = copy_examples(tmp_path, "key_layout.json")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    shutil.copy(EXAMPLES / "key_shape.json", outside / "key_shape.json")
+    (folder / "key_shape.json").symlink_to(outside / "key_shape.json")
+    assert cli("set", str(folder))[0] == 0
+    code, records = cli.records(str(folder))
+    assert code == 1
+    errors = by_name(records)[f"kv/{SET_FILE}"]["errors"]
+    assert [(e["rule"], e["pointer"]) for e in errors] == [("set.path", "/documents/1/path")]
+    assert errors[0]["message"].endswith(
+        "is a symbolic link: expected the document itself, in the set's folder"
+    )
+
+
+def test_a_named_set_file_is_checked_with_a_shape_given_too(cli: Cli) -> None:
+    code, records = cli.records(
+        "--shape", str(EXAMPLES / "value_shape.json"), str(EXAMPLES / SET_FILE)
+    )
+    assert code == 0
+    assert [(Path(r["path"]).name, r["kind"], r["valid"]) for r in records] == [
+        (SET_FILE, "set", True)
+    ]

@@ -148,3 +148,19 @@ def test_the_public_api_is_named_once() -> None:
     assert set(fqk._EXPORTS) == set(fqk.__all__) == typed
     for name in fqk.__all__:
         assert getattr(fqk, name) is not None
+
+
+def test_a_field_swapped_for_an_equal_value_of_another_type_is_checked_afresh() -> None:
+    shape = fqk.decode((EXAMPLES / "key_shape.json").read_bytes())
+    fqk.digest(shape)
+    object.__setattr__(shape, "batch", True)  # True == 1, but a bool is no u32
+    assert [v.rule for v in fqk.collect_violations(shape)] == ["schema.type"]
+
+
+def test_rules_have_not_run_for_a_layout_whose_schema_breaks_beyond_bounds() -> None:
+    layout = json.loads((EXAMPLES / "key_layout.json").read_text())
+    del layout["dim_stride"]
+    shape = fqk.decode((EXAMPLES / "key_shape.json").read_bytes())
+    verdict = fqk.check(json.dumps(layout).encode(), shape)  # type: ignore[arg-type]
+    assert [v.rule for v in verdict.violations] == ["schema.missing_field"]
+    assert verdict.shape_checked is False

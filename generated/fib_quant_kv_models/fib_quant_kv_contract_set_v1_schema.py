@@ -39,7 +39,7 @@ class SetEntry(BaseModel):
     )
     path: Annotated[StrictStr, Field(min_length=1)]
     """
-    The document's path relative to the set file's folder, with / between parts; never absolute, never leaving the folder.
+    The document's file name in the set file's folder: a set lists the documents of one folder.
     """
     kind: SetDocumentKind
     role: SetRole | None
@@ -52,7 +52,7 @@ class SetEntry(BaseModel):
     """
     shapes: list[StrictStr]
     """
-    For a layout, the one shape it is bound to; for a geometry, every shape it is judged against; empty for a shape. Paths as in path.
+    For a layout, the one shape it is bound to; for a geometry, every shape it is judged against; empty for a shape. File names, as in path.
     """
 
 

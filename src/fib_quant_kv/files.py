@@ -66,6 +66,8 @@ def read_limited(path: str) -> bytes:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except OSError as exc:
         raise UnreadablePath(path, f"cannot open: {exc.strerror or exc}") from None
+    except ValueError:  # a NUL byte, which no file name holds
+        raise UnreadablePath(path, "cannot open: a NUL byte in the file name") from None
     try:
         info = os.fstat(fd)
         if stat.S_ISDIR(info.st_mode):

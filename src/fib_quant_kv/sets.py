@@ -124,6 +124,10 @@ class Store(Protocol):
         """The file names in a folder (empty when it cannot be listed)."""
         ...
 
+    def is_link(self, path: str) -> bool:
+        """Whether a path is a symbolic link (whose document may lie outside its folder)."""
+        ...
+
 
 class Files:
     """Documents on disk."""
@@ -144,6 +148,9 @@ class Files:
             self._listed[folder] = listed
         return listed
 
+    def is_link(self, path: str) -> bool:
+        return os.path.islink(path)
+
 
 class Memory:
     """Documents held in memory, by name; names with / are in folders."""
@@ -161,6 +168,9 @@ class Memory:
         return sorted(
             posixpath.basename(name) for name in self.documents if posixpath.dirname(name) == folder
         )
+
+    def is_link(self, path: str) -> bool:
+        return False
 
 
 # What a run says of each path ----------------------------------------------------------------
@@ -286,14 +296,18 @@ def set_digest(entries: Iterable[tuple[str, str | None, str, Sequence[str]]]) ->
     return domain_digest(SET_FORMAT, text.encode("utf-8"))
 
 
-def _inside(folder: str, relative: str) -> str | None:
-    """The path of a listed document, or None when it is absolute or leaves the folder."""
-    if not relative or relative.startswith("/") or "\\" in relative or ":" in relative:
-        return None
-    normal = posixpath.normpath(relative)
-    if normal == "." or normal.startswith("../") or normal == "..":
-        return None
-    return posixpath.join(folder, normal) if folder else normal
+def entry_name_problem(name: str) -> str | None:
+    """Why a name cannot be a set entry, or None: a set lists the files of its own folder by
+    name, so an entry is a plain file name (the one rule for reading and writing set files)."""
+    if not name or name in (".", "..") or "/" in name or "\\" in name:
+        return f"{name!r}: expected the name of a file in the set's own folder"
+    if any(ord(c) < 0x20 or c == "\x7f" for c in name):
+        return f"{name!r}: a control character in a file name"
+    return None
+
+
+def _entry_path(folder: str, name: str) -> str:
+    return posixpath.join(folder, name) if folder else name
 
 
 def load_set(store: Store, path: str) -> LoadedSet:
@@ -309,6 +323,9 @@ def load_set(store: Store, path: str) -> LoadedSet:
     try:
         value = decode_json(store.read(path))
         model = ContractSetV1.model_validate(value)
+    except UnreadablePath as exc:
+        loaded.violations.append(MALFORMED.at("", f"cannot read: {exc.reason}"))
+        return loaded
     except FibQuantKvError as exc:
         loaded.violations.append(MALFORMED.at(exc.pointer, exc.message))
         return loaded
@@ -321,32 +338,31 @@ def load_set(store: Store, path: str) -> LoadedSet:
     seen: set[str] = set()
     for index, listed in enumerate(model.documents):
         where = f"/documents/{index}"
-        resolved = _inside(folder, listed.path)
-        if resolved is None:
-            loaded.violations.append(
-                PATH.at(
-                    f"{where}/path",
-                    f"{listed.path!r}: expected a relative path inside the set's folder",
-                )
-            )
+        problem = entry_name_problem(listed.path)
+        if problem is not None:
+            loaded.violations.append(PATH.at(f"{where}/path", problem))
             continue
+        resolved = _entry_path(folder, listed.path)
         if resolved in seen:
             loaded.violations.append(PATH.at(f"{where}/path", f"{listed.path!r} is listed twice"))
             continue
         seen.add(resolved)
         shapes = []
         for number, shape in enumerate(listed.shapes):
-            bound = _inside(folder, shape)
-            if bound is None:
-                loaded.violations.append(
-                    PATH.at(
-                        f"{where}/shapes/{number}",
-                        f"{shape!r}: expected a relative path inside the set's folder",
-                    )
-                )
+            problem = entry_name_problem(shape)
+            if problem is not None:
+                loaded.violations.append(PATH.at(f"{where}/shapes/{number}", problem))
             else:
-                shapes.append(bound)
+                shapes.append(_entry_path(folder, shape))
         role = None if listed.role is None else str(listed.role)
+        if (role is None) != (str(listed.kind) == "geometry"):
+            loaded.violations.append(
+                KIND.at(
+                    f"{where}/role",
+                    f"a {listed.kind} has role {role}: expected "
+                    + ("null (a geometry serves both caches)" if role else "key or value"),
+                )
+            )
         entries.append(
             SetEntryView(index, resolved, str(listed.kind), role, listed.digest, tuple(shapes))
         )
@@ -462,7 +478,9 @@ class Run:
         names = self.store.names(folder)
         if kind == "layout":
             wanted = f"{prefix}shape"
-            found = [n for n in names if posixpath.splitext(n)[0] == wanted]
+            found = [
+                n for n in names if (s := _split(n)) is not None and s[:2] == (prefix, "shape")
+            ]
             looked = f"{wanted}.json or {wanted}.cbor"
         else:
             base = _geometry_base(prefix)
@@ -604,7 +622,7 @@ class Run:
                     finding.dependent_of = shape_path
                     self.folders[posixpath.dirname(dependent)] = None
                     yield finding
-        if self.shape is None and self.bindings is None:
+        if self.bindings is None:
             for folder in list(self.folders):
                 loaded = self._set_of(folder)
                 if loaded is not None:
@@ -619,6 +637,15 @@ class Run:
         kinds: dict[str, tuple[str, str | None]] = {}
         for entry in loaded.entries.values():
             where = f"/documents/{entry.index}"
+            if self.store.is_link(entry.path):
+                finding.violations.append(
+                    PATH.at(
+                        f"{where}/path",
+                        f"{entry.path} is a symbolic link: expected the document itself, in the "
+                        "set's folder",
+                    )
+                )
+                continue
             try:
                 data = self.store.read(entry.path)
             except UnreadablePath as exc:
@@ -772,14 +799,18 @@ def create_set(folder: str | os.PathLike[str], store: Store | None = None) -> Co
     """
     from fib_quant_kv_models import ContractSetV1, SetEntry
 
-    root = os.fspath(folder)
+    # As the run names folders (a trailing slash would miss the set being replaced).
+    root = posixpath.normpath(os.fspath(folder)) if os.fspath(folder) else ""
     run = Run(store or Files())
     run._sets[root] = None  # the set being made is not the one to pair by
     entries: list[tuple[str, Finding]] = []
     for name in run.store.names(root):
         if not CONTRACT_NAME.search(name):
             continue
-        path = posixpath.join(root, name)
+        refused = entry_name_problem(name)
+        if refused is not None:
+            raise SetError(refused, path=_entry_path(root, name), rule=PATH.id)
+        path = _entry_path(root, name)
         try:
             data = run.store.read(path)
         except UnreadablePath as exc:
@@ -793,28 +824,27 @@ def create_set(folder: str | os.PathLike[str], store: Store | None = None) -> Co
                 pointer=problem.pointer if problem else "",
                 rule=problem.rule if problem else KIND.id,
             )
+        assert finding.digest is not None  # a valid finding has its digest
         entries.append((name, finding))
-    digests = {posixpath.join(root, name): f.digest for name, f in entries}
+    digests = {_entry_path(root, name): f.digest or "" for name, f in entries}
     rows = []
     for name, finding in entries:
-        assert finding.digest is not None
         assert finding.kind is not None
         shapes = [b.path for b in finding.shapes]
         unlisted = [s for s in shapes if s not in digests]
         if unlisted:
             raise SetError(
                 f"{name} is bound to {unlisted[0]}, which the set would not list",
-                path=posixpath.join(root, name),
+                path=_entry_path(root, name),
                 rule=BINDING.id,
             )
         role = None
         if finding.kind != "geometry":
             shape = run.shape_model(shapes[0]) if shapes else finding.verdict_shape()
             role = None if shape is None else str(shape.role)
-        rows.append((name, finding.kind, role, finding.digest, shapes))
+        rows.append((name, finding.kind, role, finding.digest or "", shapes))
     digest = set_digest(
-        (kind, role, digest, [digests[s] or "" for s in shapes])
-        for _, kind, role, digest, shapes in rows
+        (kind, role, digest, [digests[s] for s in shapes]) for _, kind, role, digest, shapes in rows
     )
     return ContractSetV1(
         set_format=SET_FORMAT,
@@ -825,7 +855,7 @@ def create_set(folder: str | os.PathLike[str], store: Store | None = None) -> Co
                 kind=kind,
                 role=role,
                 digest=digest,
-                shapes=[posixpath.relpath(s, root) for s in shapes],
+                shapes=[posixpath.basename(s) for s in shapes],
             )
             for name, kind, role, digest, shapes in rows
         ],

@@ -13,6 +13,7 @@ afresh.
 
 from __future__ import annotations
 
+import operator
 import weakref
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
@@ -92,7 +93,10 @@ def _proof(model: Document) -> _Proof | None:
     proof = _PROOFS.get(id(model))
     if proof is None or proof.ref() is not model:
         return None
-    if proof.values != tuple(model.__dict__.values()):
+    # The very objects it held when proven: equal values are not enough (True == 1, 128.0 ==
+    # 128), and the snapshot keeps them alive, so an identity cannot be reused.
+    values = tuple(model.__dict__.values())
+    if len(values) != len(proof.values) or not all(map(operator.is_, values, proof.values)):
         return None
     return proof
 
@@ -452,8 +456,12 @@ class Checker:
             return Verdict(None, violations=reading.violations)
         violations = merged(reading, self._shape, self._shape_broken)
         # merged consults the rules for a document that broke only bounds, given its shape.
-        has_shape = not contract.needs_shape or self._shape is not None or bool(self._shape_broken)
-        ran = has_shape and (reading.readable is not None or contract.needs_shape)
+        # Against a broken shape, the verdict is the shape's: the rules have run as far as
+        # the reference runs them.
+        has_shape = not contract.needs_shape or self._shape is not None
+        ran = bool(self._shape_broken and contract.needs_shape) or (
+            has_shape and reading.readable is not None
+        )
         against = self._shape_digest if contract.needs_shape else None
         return Verdict(contract.kind, None, violations, rules_run=ran, shape_digest=against)
 

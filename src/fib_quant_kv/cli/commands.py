@@ -329,8 +329,9 @@ def _write_plan(planned: Plan, folder: str, encoding: Encoding) -> None:
 def _earlier_plan(folder: str, writing: set[str]) -> list[str]:
     """The documents of an earlier plan in a folder that this plan does not write again.
 
-    Refused: documents no set file lists (they may not be a plan's), and a set file that
-    cannot be read; either way the folder would end up holding a mix.
+    Only contract documents the folder's set file lists are an earlier plan's. Refused: other
+    contract documents there (they may not be a plan's), and a set file that cannot be read;
+    either way the folder would end up holding a mix.
     """
     from fib_quant_kv.files import SET_FILE
     from fib_quant_kv.sets import Files, load_set
@@ -340,20 +341,22 @@ def _earlier_plan(folder: str, writing: set[str]) -> list[str]:
     if not os.path.isdir(folder):
         raise Unusable(f"{folder}: not a folder: --out expects a folder to write the plan into")
     try:
-        present = [name for name in sorted(os.listdir(folder)) if CONTRACT_NAME.search(name)]
+        names = sorted(os.listdir(folder))
     except OSError as exc:
         raise Unusable(f"{folder}: cannot list: {exc.strerror or exc}") from None
+    present = {name for name in names if CONTRACT_NAME.search(name)}
     listed: set[str] = set()
-    if SET_FILE in os.listdir(folder):
+    if SET_FILE in names:
         loaded = load_set(Files(), os.path.join(folder, SET_FILE))
-        if loaded.digest is None:
+        if loaded.violations:
             first = loaded.violations[0]
             raise Unusable(
                 f"{folder}/{SET_FILE}::{first.pointer}: {first.message}; cannot tell which "
                 "documents an earlier plan wrote: fix or remove the set file"
             )
-        listed = {os.path.basename(path) for path in loaded.entries}
-    foreign = [name for name in present if name not in listed and name not in writing]
+        # Entries are file names of this folder; only contract documents are ever removed.
+        listed = {os.path.basename(path) for path in loaded.entries} & present
+    foreign = sorted(present - listed - writing)
     if foreign:
         raise Unusable(
             f"{folder}: holds contract documents no set file lists ({', '.join(foreign)}): "

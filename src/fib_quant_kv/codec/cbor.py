@@ -137,13 +137,13 @@ class _Reader:
             except UnicodeDecodeError:
                 self.pos = key_start
                 raise self.fail("invalid UTF-8 in a map key", path) from None
-            if top and key not in every_field():
-                raise unknown_field(key, None).to_error()
             if key in out:
                 self.pos = key_start
                 raise self.fail(
                     f"duplicate key {key!r}: expected each key once", (*path, key), DUPLICATE_KEY
                 )
+            if top and key not in every_field():
+                raise unknown_field(key, None).to_error()
             out[key] = self.item((*path, key), depth + 1)
         return out
 
@@ -151,8 +151,9 @@ class _Reader:
 def decode(data: bytes, *, document: bool = False) -> Any:
     """Decode exactly one CBOR item into plain Python values (the JSON data model).
 
-    For a document (`document=True`), a top-level map longer than any contract, or a key no
-    contract has, is a SchemaError where it is met: what follows it is never read.
+    For a document (`document=True`), a top-level key no contract has is a SchemaError where
+    it is met: its value and what follows are never read (so bytes after it that are not
+    well-formed go unreported).
     """
     check_size(data)
     reader = _Reader(data, document)
