@@ -35,7 +35,15 @@ nox.options.reuse_existing_virtualenvs = True
 # CI must run every supported Python; elsewhere a Python the machine lacks is skipped, not failed.
 nox.options.error_on_missing_interpreters = os.environ.get("CI", "") not in ("", "0", "false")
 # `generate` rewrites files, so a plain `nox` only checks.
-nox.options.sessions = ["check_generated", "lint", "typecheck", "tests", "wheel", "minimum"]
+nox.options.sessions = [
+    "check_generated",
+    "lint",
+    "typecheck",
+    "tests",
+    "wheel",
+    "minimum",
+    "transformers",
+]
 
 
 def _runs(python: str) -> bool:
@@ -306,8 +314,8 @@ def mutation(session: nox.Session) -> None:
     session.run("mutmut", "results", env=env, success_codes=[0, 1])
 
 
-# torch is installed first and alone: this machine's pip resolves it to a local CPU wheel,
-# and transformers then finds it satisfied instead of pulling a CUDA build.
+# torch is installed first and alone, and the session asserts it is a CPU build: transformers
+# then finds it satisfied instead of pulling a CUDA build of several gigabytes.
 TORCH = "torch==2.13.0"
 TRANSFORMERS = "transformers==5.24.0"
 
@@ -328,6 +336,3 @@ def transformers(session: nox.Session) -> None:
         # Here a missing transformers fails the run instead of skipping the module.
         env={"FIB_QUANT_KV_REQUIRE_TRANSFORMERS": "1", "TRANSFORMERS_VERBOSITY": "error"},
     )
-
-
-nox.options.sessions.append("transformers")

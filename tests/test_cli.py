@@ -230,7 +230,7 @@ def test_digest_of_a_layout_finds_its_shape_or_exits_1(
     code, _, err = run(capsys, "digest", alone)
     assert code == 1
     assert f"{alone}::: a layout is judged against its shape: no shape: strides.json" in err
-    assert "pass --shape FILE" in err
+    assert "name one (--shape FILE)" in err
 
 
 def test_digest_of_an_invalid_document_exits_1(

@@ -218,7 +218,7 @@ def test_a_layout_without_a_shape_is_invalid_and_says_what_was_looked_for(
     assert code == 1
     assert f"{folder / 'key_layout.json'}::: a layout is judged against its shape" in out
     assert f"looked for key_shape.json or key_shape.cbor in {folder}" in out
-    assert "pass --shape FILE" in out
+    assert "name one (--shape FILE)" in out
     assert "[set.no_shape]" in out
     code, out, _ = cli("validate", "--structure-only", str(folder / "key_layout.json"))
     assert code == 0

@@ -20,14 +20,15 @@ from fib_quant_kv.contracts import (
     PAGE_GEOMETRY_SCHEMA,
     SCHEMA_RULES,
     SHAPE_SCHEMA,
+    UNKNOWN_FIELD,
     markers,
     shared_schema,
 )
 from fib_quant_kv.errors import Rule
 from fib_quant_kv.files import SET_FILE
 from fib_quant_kv.rules import geometry, layout, shape
+from fib_quant_kv.sets import NO_SHAPE, SET_FORMAT, SET_SCHEMA, SET_STEP
 from fib_quant_kv.sets import RULES as SET_RULES
-from fib_quant_kv.sets import SET_FORMAT, SET_SCHEMA
 
 # Every rule, in the order a document meets them. The ids are part of the public interface: a
 # test pins the list, and renaming one is a breaking change.
@@ -43,7 +44,8 @@ RULES: dict[str, Rule] = {
     )
 }
 
-# The worked example of CONTRACT.md section 4 (a Llama-like key cache) and what derives from it.
+# The contract's worked example (a Llama-like key cache, whose digest the reference computed)
+# and what derives from it.
 EXAMPLE_SHAPE: dict[str, Any] = {
     "schema_version": SHAPE_SCHEMA,
     "role": "key",
@@ -135,7 +137,7 @@ def explain(rule: Rule) -> str:
         rule.id,
         f"  step:     {rule.step} (the order of checks: {_STEPS})",
         f"  category: {' or '.join(rule.codes)}",
-        f"  applies:  {marker or 'every document'}",
+        f"  applies:  {marker or _applies(rule)}",
         f"  checks:   {rule.checks}",
         "",
     ]
@@ -151,15 +153,22 @@ def explain(rule: Rule) -> str:
         for rule_id, where, message in judge_example(document, against):
             lines.append(f"    -> {rule_id} at {where or '(the whole document)'}: {message}")
     passing = EXAMPLES.get(marker or SHAPE_SCHEMA)
-    if rule.step < 10 and passing is not None:
+    if rule.step < SET_STEP and passing is not None:
         lines.append("  Passes, for example:")
         lines.append(f"    {_text(passing)}")
     return "\n".join(lines) + "\n"
 
 
+def _applies(rule: Rule) -> str:
+    """Where a rule that belongs to no one contract applies."""
+    if rule.step >= SET_STEP:
+        return "layouts and geometries with their shapes, and set files (docs/sets.md)"
+    return "every document"
+
+
 def _why_no_example(rule: Rule) -> str:
-    if rule.step >= 10:
-        return "it is a check of a set of documents (see docs/sets.md)."
+    if rule.step >= SET_STEP:
+        return "it concerns documents together, on disk or in a set file (docs/sets.md)."
     if rule.step == 1:
         return "the example would be larger than a screen."
     return "in a document an earlier check decides first; only a model built in code reaches it."
@@ -257,7 +266,7 @@ def _contract_page(marker: str) -> str:
         f"- marker (`schema_version`, also the digest domain): `{marker}`",
         f"- `$id`: `{root['$id']}`",
         f"- schema: [`schemas/{marker}.schema.json`](../schemas/{marker}.schema.json)",
-        f"- every field is required; no other field is allowed (rule `{SCHEMA_RULES[3].id}`)",
+        f"- every field is required; no other field is allowed (rule `{UNKNOWN_FIELD.id}`)",
         "",
         "## Fields, in contract order",
         "",
@@ -328,7 +337,7 @@ def _sets_page() -> str:
         "all of them). Of a shape in both encodings, the one in the document's own is used.",
         "",
         f"A layout or geometry that none of these pairs with a shape is invalid "
-        f"(`{SET_RULES[0].id}`) unless `--structure-only` accepts the schema's checks alone. "
+        f"(`{NO_SHAPE.id}`) unless `--structure-only` accepts the schema's checks alone. "
         "A shape named on the command line brings its layouts and geometries into the run.",
         "",
         "## The set's digest",

@@ -110,6 +110,15 @@ RULES = (NO_SHAPE, MALFORMED, PATH, MISSING, KIND, DOCUMENT_DIGEST, BINDING, SET
 _KIND_WORDS = ("shape", "layout", "geometry")
 
 
+def no_shape(kind: str, source: str) -> Violation:
+    """The violation of a layout or geometry for which no shape was found, and what to do."""
+    return NO_SHAPE.at(
+        "",
+        f"a {kind} is judged against its shape: {source}; name one (--shape FILE), list it in "
+        f"a set file ({SET_FILE}), or accept the schema's checks alone (--structure-only)",
+    )
+
+
 # Where documents come from --------------------------------------------------------------------
 
 
@@ -549,14 +558,7 @@ class Run:
             if verdict.violations or self.structure_only:
                 finding.structure_only = self.structure_only
                 return finding
-            finding.violations.append(
-                NO_SHAPE.at(
-                    "",
-                    f"a {contract.kind} is judged against its shape: {source}; pass --shape "
-                    f"FILE, list it in a set file ({SET_FILE}), or pass --structure-only to "
-                    "accept the schema's checks alone",
-                )
-            )
+            finding.violations.append(no_shape(contract.kind, source))
             return finding
         verdicts, bounds = [], []
         for shape_path in shapes:
@@ -656,7 +658,11 @@ class Run:
             found = _content(read(data))
             if found is None:
                 finding.violations.append(
-                    MISSING.at(f"{where}/path", f"{entry.path}: not a readable contract document")
+                    KIND.at(
+                        f"{where}/kind",
+                        f"{entry.path} is no {entry.kind}: it cannot be decoded, or breaks its "
+                        "schema (validate it for what is wrong)",
+                    )
                 )
                 continue
             kind, role, digest = found
@@ -741,8 +747,13 @@ def _combined(path: str, verdicts: list[Verdict], bounds: list[Bound]) -> Findin
     """One finding for a document judged against several shapes: every distinct violation."""
     first = verdicts[0]
     violations: list[Violation] = []
-    for verdict in verdicts:
-        violations.extend(v for v in verdict.violations if v not in violations)
+    for verdict, bound in zip(verdicts, bounds, strict=True):
+        for v in verdict.violations:
+            if len(bounds) > 1 and v.rule.endswith(".shape_valid"):
+                # Of several shapes, say which one is broken.
+                v = dataclasses.replace(v, message=f"{bound.path}: {v.message}")
+            if v not in violations:
+                violations.append(v)
     return Finding(
         path,
         kind=first.kind,
@@ -818,6 +829,11 @@ def create_set(folder: str | os.PathLike[str], store: Store | None = None) -> Co
         finding = run.judge(path, data)
         if finding is None or not finding.valid:
             problem = finding.violations[0] if finding and finding.violations else None
+            if finding is not None and problem is not None and problem.rule == NO_SHAPE.id:
+                # What to do here is to add the shape; the run's options are not the set's.
+                kind = finding.kind or "layout"
+                _, source = run.shapes_for(path, kind)
+                problem = NO_SHAPE.at("", f"a {kind} is judged against its shape: {source}")
             raise SetError(
                 f"{name} cannot join a set: {problem.message if problem else 'not valid'}",
                 path=path,

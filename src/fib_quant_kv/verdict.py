@@ -227,9 +227,7 @@ def decode(data: bytes, encoding: Encoding | None = None) -> Document:
     reading = read(data, encoding)
     if isinstance(reading, tuple):
         contract, _, canonical = reading
-        # The validator itself, not model_validate_json's Python wrapper: this is per document.
-        model: Document = contract.model.__pydantic_validator__.validate_json(canonical)
-        return remember(model, canonical)
+        return remember(_model(contract, canonical), canonical)
     if isinstance(reading, Violation):
         raise reading.to_error()
     if reading.model is None:
@@ -264,6 +262,13 @@ def reading_contract(reading: Reading) -> Contract | None:
     if isinstance(reading, Violation):
         return None
     return reading.contract
+
+
+def _model(contract: Contract, canonical: bytes) -> Document:
+    """The model of canonical JSON the hot path has proven: validated by pydantic's Rust
+    validator itself, without model_validate_json's Python wrapper (this is per document)."""
+    model: Document = contract.model.__pydantic_validator__.validate_json(canonical)
+    return model
 
 
 def _shape_class() -> type[KvTensorShapeV1]:
@@ -331,7 +336,7 @@ class Verdict:
         """The model of the document, if its structure is valid (built on first use)."""
         if self._document is None and self._canonical is not None:
             contract, _, canonical = self._canonical
-            self._document = remember(contract.model.model_validate_json(canonical), canonical)
+            self._document = remember(_model(contract, canonical), canonical)
         return self._document
 
     @property
@@ -424,7 +429,8 @@ class Checker:
         """The shape layouts and geometries are checked against, if any (built on first use)."""
         if self._shape_model is None and self._shape_canonical is not None:
             canonical = self._shape_canonical
-            model = _shape_class().model_validate_json(canonical)
+            model = _model(CONTRACTS[SHAPE_SCHEMA], canonical)
+            assert isinstance(model, _shape_class())  # the marker said so
             self._shape_model = remember(model, canonical)
         return self._shape_model
 

@@ -78,24 +78,20 @@ def _shapes_for(path: str, doc: Document, given: str | None) -> list[KvTensorSha
     """The shapes a layout or geometry is judged against: given, listed in its set, or named
     like it beside it. None is an error that says what was looked for."""
     from fib_quant_kv.contracts import contract_of
-    from fib_quant_kv.errors import SetError
-    from fib_quant_kv.files import SET_FILE
-    from fib_quant_kv.sets import NO_SHAPE, Run
+    from fib_quant_kv.sets import Run, no_shape
 
     contract = contract_of(doc)
     if not contract.needs_shape:
         return []
     if given is not None:
         return [_shape(given)]
-    paths, source = Run().shapes_for(path, contract.kind) if path != STDIN else ([], "")
+    paths: list[str]
+    if path == STDIN:
+        paths, source = [], "no shape: standard input has no folder to find one in"
+    else:
+        paths, source = Run().shapes_for(path, contract.kind)
     if not paths:
-        looked = f"{source}; " if source else ""
-        raise SetError(
-            f"a {contract.kind} is judged against its shape: {looked}pass --shape FILE, or "
-            f"list it in a set file ({SET_FILE})",
-            path=path,
-            rule=NO_SHAPE.id,
-        )
+        raise no_shape(contract.kind, source).to_error(path)
     return [_shape(p) for p in paths]
 
 
