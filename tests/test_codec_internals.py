@@ -62,13 +62,19 @@ def general(data: bytes) -> Any:
 def cbor_error(data: bytes) -> fqk.DecodeError:
     with pytest.raises(fqk.DecodeError) as raised:
         cbor.decode(data)
+    assert raised.value.rule in DECODE_RULES, raised.value
     return raised.value
 
 
 def json_error(data: bytes) -> fqk.DecodeError:
     with pytest.raises(fqk.DecodeError) as raised:
         strict_json.decode(data)
+    assert raised.value.rule in DECODE_RULES, raised.value
     return raised.value
+
+
+# The decoding stage's rule ids: every refusal of a codec names one.
+DECODE_RULES = {rule_id for rule_id in fqk.RULES if rule_id.startswith("decode.")}
 
 
 VALID_VECTORS = [c for c in VECTORS if c["expect"]["valid"]]
@@ -554,3 +560,25 @@ def test_json_duplicate_key_exactly(data: bytes, message: str, where: str) -> No
 def test_json_invalid_utf8_message() -> None:
     err = json_error(b'{"a":"\xff"}')
     assert err.message == "invalid UTF-8 at byte 6: expected UTF-8 text"
+
+
+@pytest.mark.parametrize(
+    ("text", "too_deep"),
+    [
+        # Brackets that pairing cannot remove are counted one by one: unbalanced, or mixed
+        # with something that is not a bracket, the counting decides alone.
+        pytest.param("[" * 20 + "]" * 21, False, id="one-closer-too-many"),
+        pytest.param("[]" * 40 + "[" * MAX_DEPTH, False, id="unclosed-at-the-limit"),
+        pytest.param("[]" * 40 + "[" * (MAX_DEPTH + 1), True, id="unclosed-past-the-limit"),
+        pytest.param("]" * 5 + "[" * (MAX_DEPTH + 6), True, id="closers-first"),
+        pytest.param("[" * MAX_DEPTH + "]" * MAX_DEPTH, False, id="balanced-at-the-limit"),
+        pytest.param("{" + "[" * (MAX_DEPTH - 1) + "]" * (MAX_DEPTH - 1) + "}", False, id="mixed"),
+    ],
+)
+def test_check_depth_counts_what_pairing_leaves(text: str, too_deep: bool) -> None:
+    if too_deep:
+        with pytest.raises(fqk.DecodeError) as raised:
+            strict_json._check_depth(text)
+        assert raised.value.rule == "decode.depth_limit"
+    else:
+        strict_json._check_depth(text)

@@ -67,6 +67,8 @@ def check(
     """The error is exactly of `kind`, with its code, at `pointer`, and says every fragment."""
     assert type(err) is kind, f"{type(err).__name__}: {err}"
     assert err.code == kind.code
+    # Every refusal names the rule it breaks, one whose category is the error's.
+    assert err.code in fqk.RULES[err.rule].codes, err.rule
     if pointer is not None:
         assert err.pointer == pointer, str(err)
     for fragment in fragments:
@@ -811,9 +813,15 @@ def test_cbor_pointers_are_escaped(key: str, pointer: str) -> None:
     with pytest.raises(fqk.DecodeError) as raised:
         cbor_codec.decode(twice)
     check(raised.value, fqk.DecodeError, pointer, f"duplicate key {key!r}")
-    # In a document, a key no contract has is refused before its value (a million-item array).
+    # In a document, a key no contract has is refused before its value (a million-item array),
+    # and nothing after it is read: not even bytes that would not decode.
     stray = cbor_map([(text(key), b"\x9a\x00\x0f\x42\x40" + b"\x00" * 1_000_000)])
     check(raise_from(stray), fqk.SchemaError, pointer, f"unknown field {key!r}")
+    check(raise_from(stray[:-10]), fqk.SchemaError, pointer, f"unknown field {key!r}")
+    # Keys of its own contract are read on; a stray key inside a value is the schema's to judge.
+    marker = (text("schema_version"), text("fib_quant_kv_tensor_shape_v1"))
+    nested = cbor_map([marker, (text("batch"), cbor_map([(text(key), b"\x01")]))])
+    assert raise_from(nested).rule != "schema.unknown_field"
 
 
 @pytest.mark.parametrize(
