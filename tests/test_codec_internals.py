@@ -582,3 +582,29 @@ def test_check_depth_counts_what_pairing_leaves(text: str, too_deep: bool) -> No
         assert raised.value.rule == "decode.depth_limit"
     else:
         strict_json._check_depth(text)
+
+
+@pytest.mark.parametrize(
+    ("data", "rule"),
+    [
+        pytest.param(b"\xbf\xff", "decode.data_model", id="indefinite-map"),
+        pytest.param(b"\x81" * (MAX_DEPTH + 1) + b"\x00", "decode.depth_limit", id="too-deep"),
+        pytest.param(b"\xa1\x61a\x41x", "decode.data_model", id="byte-string"),
+        pytest.param(b"\xa1\x61a\xc1\x00", "decode.data_model", id="tag"),
+        pytest.param(b"\xa1\x61a\xf7", "decode.data_model", id="undefined"),
+        pytest.param(b"\xa1\x01\x00", "decode.data_model", id="integer-key"),
+        pytest.param(b"\xa2\x61a\x00\x61a\x00", "decode.duplicate_key", id="duplicate"),
+        pytest.param(b"\xa1\x61a", "decode.malformed", id="truncated"),
+        pytest.param(b"\xa1\x61a\x00\x00", "decode.malformed", id="trailing"),
+    ],
+)
+def test_each_cbor_refusal_names_its_rule(data: bytes, rule: str) -> None:
+    assert cbor_error(data).rule == rule
+
+
+def test_decode_value_reads_any_map_unless_told_it_is_a_document() -> None:
+    data = b"\xa1\x61a\x00"  # a key no contract has
+    assert decode_value(data) == {"a": 0}
+    with pytest.raises(fqk.SchemaError) as raised:
+        decode_value(data, document=True)
+    assert raised.value.rule == "schema.unknown_field"
