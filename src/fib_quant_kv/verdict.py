@@ -82,8 +82,11 @@ def remember(model: D, canonical: bytes | None = None) -> D:
     global _sweep_at
     _PROOFS[id(model)] = _Proof(weakref.ref(model), tuple(model.__dict__.values()), canonical)
     if len(_PROOFS) > _sweep_at:
-        for key in [k for k, p in _PROOFS.items() if p.ref() is None]:
-            del _PROOFS[key]
+        # A copy of the items (one C-level step), so another thread's insert cannot break the
+        # iteration; pop, so a key another sweep removed first is no error.
+        for key, proof in list(_PROOFS.items()):
+            if proof.ref() is None:
+                _PROOFS.pop(key, None)
         _sweep_at = max(1024, 2 * len(_PROOFS))
     return model
 
