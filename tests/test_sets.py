@@ -653,3 +653,14 @@ def test_a_named_set_file_is_checked_with_a_shape_given_too(cli: Cli) -> None:
     assert [(Path(r["path"]).name, r["kind"], r["valid"]) for r in records] == [
         (SET_FILE, "set", True)
     ]
+
+
+def test_a_document_is_never_its_own_shape(cli: Cli, tmp_path: Path) -> None:
+    folder = tmp_path / "kv"
+    folder.mkdir()
+    shutil.copy(EXAMPLES / "key_layout.json", folder / "key_shape.json")  # a layout, misnamed
+    code, records = cli.records(str(folder / "key_shape.json"))
+    assert code == 1
+    assert records[0]["kind"] == "layout"
+    assert records[0]["shapes"] == []
+    assert [e["rule"] for e in records[0]["errors"]] == ["set.no_shape"]

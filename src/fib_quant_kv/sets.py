@@ -484,7 +484,8 @@ class Run:
                 "can be found beside it"
             )
         prefix, _, ext = parts
-        names = self.store.names(folder)
+        # Never the document itself, whatever its name says (a layout in key_shape.json).
+        names = [n for n in self.store.names(folder) if n != name]
         if kind == "layout":
             wanted = f"{prefix}shape"
             found = [
