@@ -16,7 +16,14 @@ from fib_quant_kv import fastpath
 from fib_quant_kv.codec import detect
 from fib_quant_kv.codec.limits import MAX_DOCUMENT_BYTES
 from fib_quant_kv.contracts import CONTRACTS, Document, contract_of, property_schema
-from fib_quant_kv.fastpath import FastRead, _cbor_text, _Compiled, read_cbor, read_json
+from fib_quant_kv.fastpath import (
+    FastRead,
+    _cbor_text,
+    _Compiled,
+    canonical_json,
+    read_cbor,
+    read_json,
+)
 from tests.cbor_builder import deterministic, head, text
 from tests.shared import VECTORS
 from tests.strategies import ANY_BYTES, documents, json_texts
@@ -131,6 +138,31 @@ def test_whatever_the_fast_path_accepts_the_strict_path_reads_the_same(data: byt
     for fast in (read_json(data), read_cbor(data)):
         if fast is not None:
             assert_reads_as_strict(data, fast)
+
+
+def assert_canonical_json_is_read_jsons(data: bytes) -> None:
+    """decode's read gives what read_json gives, less the field values, or declines alike."""
+    fast, canonical = read_json(data), canonical_json(data)
+    if fast is None:
+        assert canonical is None
+    else:
+        assert canonical == (fast[0], fast[2])
+
+
+@settings(max_examples=600, deadline=None)
+@given(ANY_BYTES)
+def test_canonical_json_is_read_json_less_the_fields_for_any_bytes(data: bytes) -> None:
+    assert_canonical_json_is_read_jsons(data)
+
+
+@settings(max_examples=300, deadline=None)
+@given(documents(), st.data())
+def test_canonical_json_is_read_json_less_the_fields_for_json_texts(
+    pair: tuple[Document, fqk.KvTensorShapeV1], data: st.DataObject
+) -> None:
+    doc, _ = pair
+    for written in (fqk.encode(doc), data.draw(json_texts(doc)), data.draw(spaced_json(doc))):
+        assert_canonical_json_is_read_jsons(written)
 
 
 # Integers at and around every bound the patterns encode: the schema's minimum (0 or 1), the

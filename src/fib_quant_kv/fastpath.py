@@ -174,6 +174,10 @@ class _Compiled:
         self.spaced_json_pattern = re.compile(_WS + b"\\{" + _WS + spaced + _WS + b"\\}" + _WS)
         self.json_values = json_values
         self.template = "{" + ",".join(template) + "}"
+        # The same as bytes, every field taken as matched: the pattern has proven the digits
+        # canonical (no sign, no leading zero) and the strings plain, so they are copied as
+        # they stand, with no conversion to values and back.
+        self.json_bytes_template = self.template.replace("%d", "%s").encode("ascii")
 
         # CBOR orders keys by their encoded bytes; the fields keep the contract's order.
         cbor_keys = sorted(cbor_by_key)
@@ -244,6 +248,24 @@ def read_json(data: bytes) -> FastRead | None:
     return None
 
 
+def canonical_json(data: bytes) -> tuple[Contract, bytes] | None:
+    """The contract and canonical JSON of a JSON document in field order, or None: what
+    read_json gives, less the field values (for a caller that builds the model from the
+    canonical JSON and has no use for them)."""
+    if len(data) > MAX_DOCUMENT_BYTES:
+        return None
+    if data.startswith(_JSON_PREFIX):
+        end = data.find(b'"', len(_JSON_PREFIX))
+        compiled = _COMPILED.get(data[len(_JSON_PREFIX) : end])
+        if compiled is not None and compiled.json_pattern.fullmatch(data) is not None:
+            return compiled.contract, data
+    for compiled in _COMPILED.values():
+        match = compiled.spaced_json_pattern.fullmatch(data)
+        if match is not None:
+            return compiled.contract, compiled.json_bytes_template % match.groups()
+    return None
+
+
 def read_cbor(data: bytes) -> FastRead | None:
     """The contract, fields and canonical JSON of a document in deterministic v1 CBOR, or None."""
     # No size check is needed: the patterns admit only a few hundred bytes, and a longer input
@@ -257,4 +279,4 @@ def read_cbor(data: bytes) -> FastRead | None:
     return None
 
 
-__all__ = ["FastRead", "read_cbor", "read_json"]
+__all__ = ["FastRead", "canonical_json", "read_cbor", "read_json"]

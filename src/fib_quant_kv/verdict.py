@@ -22,7 +22,7 @@ from fib_quant_kv.codec import Encoding, decode_value, detect
 from fib_quant_kv.contracts import CONTRACTS, MARKER, SHAPE_SCHEMA, Contract, Kind, contract_of
 from fib_quant_kv.digests import domain_digest, encode
 from fib_quant_kv.errors import FibQuantKvError, SchemaError, Violation
-from fib_quant_kv.fastpath import FastRead, read_cbor, read_json
+from fib_quant_kv.fastpath import FastRead, canonical_json, read_cbor, read_json
 from fib_quant_kv.rules import DocumentFields, broken_shape, semantic_violations
 from fib_quant_kv.rules.shape import ShapeFields, shape_violations
 
@@ -227,7 +227,17 @@ def decode(data: bytes, encoding: Encoding | None = None) -> Document:
     document breaks its schema. Semantic rules are `validate`'s; the model is remembered as
     proven, so `validate` and `digest` do not check its schema again.
     """
-    reading = read(data, encoding)
+    encoding = encoding or detect(data)
+    if encoding == "json":
+        # The model is built from the canonical JSON, so the hot path's field values (which
+        # cost a conversion each) are not asked for. Not matched: the strict path, directly.
+        found = canonical_json(data)
+        if found is not None:
+            contract, canonical = found
+            return remember(_model(contract, canonical), canonical)
+        reading: Reading = _strict(data, encoding)
+    else:
+        reading = read(data, encoding)
     if isinstance(reading, tuple):
         contract, _, canonical = reading
         return remember(_model(contract, canonical), canonical)
@@ -249,6 +259,11 @@ def read(data: bytes, encoding: Encoding | None = None) -> Reading:
     fast = read_json(data) if encoding == "json" else read_cbor(data)
     if fast is not None:
         return fast
+    return _strict(data, encoding)
+
+
+def _strict(data: bytes, encoding: Encoding) -> Structure | Violation:
+    """The strict path: the codec, then the structural stage."""
     try:
         value = decode_value(data, encoding, document=True)
     except FibQuantKvError as exc:
