@@ -664,3 +664,22 @@ def test_a_document_is_never_its_own_shape(cli: Cli, tmp_path: Path) -> None:
     assert records[0]["kind"] == "layout"
     assert records[0]["shapes"] == []
     assert [e["rule"] for e in records[0]["errors"]] == ["set.no_shape"]
+
+
+def test_a_set_that_gives_a_layout_no_role_gets_a_message_not_a_traceback(
+    cli: Cli, tmp_path: Path
+) -> None:
+    folder = copy_examples(tmp_path, "key_shape.json", "key_layout.json", "value_shape.json")
+    shutil.copy(EXAMPLES / "value_layout.json", folder / "value_layout.json")
+    assert cli("set", str(folder))[0] == 0
+    body = json.loads((folder / SET_FILE).read_text())
+    body["documents"][0]["role"] = None  # key_layout.json, beside a layout that keeps its role
+    (folder / SET_FILE).write_text(json.dumps(body))
+    code, out, err = cli("validate", str(folder))
+    assert code == 1
+    assert "Traceback" not in out + err
+    assert (
+        f"{folder / SET_FILE}::/documents/0/role: a layout has role null: expected key or value"
+        in out
+    )
+    assert "[set.digest]" in out

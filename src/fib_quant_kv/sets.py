@@ -25,7 +25,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol, TypeAlias
 
-from fib_quant_kv.contracts import SHAPE_SCHEMA
+from fib_quant_kv.contracts import CONTRACTS, SHAPE_SCHEMA
 from fib_quant_kv.digests import domain_digest, encode
 from fib_quant_kv.errors import Rule, SetError, Violation, pointer
 from fib_quant_kv.files import (
@@ -65,7 +65,7 @@ PATH = Rule(
     "set.path",
     ("set",),
     SET_STEP,
-    "Each listed path is relative, uses /, stays inside the set's folder, and is listed once.",
+    "Each entry names a file of the set's own folder (a plain file name, not a link), once.",
 )
 MISSING = Rule(
     "set.missing_document",
@@ -107,7 +107,8 @@ UNLISTED = Rule(
 )
 RULES = (NO_SHAPE, MALFORMED, PATH, MISSING, KIND, DOCUMENT_DIGEST, BINDING, SET_DIGEST, UNLISTED)
 
-_KIND_WORDS = ("shape", "layout", "geometry")
+# The words that end a contract document's name: its contract's kind.
+_KIND_WORDS = tuple(contract.kind for contract in CONTRACTS.values())
 
 
 def no_shape(kind: str, source: str) -> Violation:
@@ -298,8 +299,11 @@ def set_digest(entries: Iterable[tuple[str, str | None, str, Sequence[str]]]) ->
     Paths play no part, so the same documents bound the same way have one digest wherever
     they are stored and whatever their files are called.
     """
+    # Sorted with a key that orders a null role (a geometry's) before a named one: a set file
+    # that gives a layout no role must get a digest to compare, not a TypeError.
     canonical = sorted(
-        [kind, role, digest, sorted(shapes)] for kind, role, digest, shapes in entries
+        ([kind, role, digest, sorted(shapes)] for kind, role, digest, shapes in entries),
+        key=lambda item: (item[0], item[1] or "", item[2], item[3]),
     )
     text = json.dumps(canonical, separators=(",", ":"), ensure_ascii=False)
     return domain_digest(SET_FORMAT, text.encode("utf-8"))
@@ -316,6 +320,7 @@ def entry_name_problem(name: str) -> str | None:
 
 
 def _entry_path(folder: str, name: str) -> str:
+    """The path of a file of a folder, as the run names paths (no "." for the current one)."""
     return posixpath.join(folder, name) if folder else name
 
 
@@ -368,7 +373,7 @@ def load_set(store: Store, path: str) -> LoadedSet:
             loaded.violations.append(
                 KIND.at(
                     f"{where}/role",
-                    f"a {listed.kind} has role {role}: expected "
+                    f"a {listed.kind} has role {role or 'null'}: expected "
                     + ("null (a geometry serves both caches)" if role else "key or value"),
                 )
             )
@@ -451,7 +456,7 @@ class Run:
     def _set_of(self, folder: str) -> LoadedSet | None:
         if folder not in self._sets:
             has = SET_FILE in self.store.names(folder) and self.bindings is None
-            path = posixpath.join(folder, SET_FILE) if folder else SET_FILE
+            path = _entry_path(folder, SET_FILE)
             self._sets[folder] = load_set(self.store, path) if has else None
         return self._sets[folder]
 
@@ -500,7 +505,7 @@ class Run:
                 if (s := _split(n)) is not None and s[1] == "shape" and n.startswith(base)
             ]
             looked = f"{base}*shape.json or .cbor"
-        chosen = [posixpath.join(folder, n) if folder else n for n in _prefer(found, ext)]
+        chosen = [_entry_path(folder, n) for n in _prefer(found, ext)]
         if chosen:
             return chosen, "the naming convention"
         return [], f"no shape: looked for {looked} in {folder or '.'}"
@@ -529,7 +534,7 @@ class Run:
             if (split[1] == "layout" and split[0] == prefix) or (
                 split[1] == "geometry" and prefix.startswith(_geometry_base(split[0]))
             ):
-                found.append(posixpath.join(folder, other) if folder else other)
+                found.append(_entry_path(folder, other))
         return found
 
     # Judging --------------------------------------------------------------------------------
@@ -697,7 +702,7 @@ class Run:
         folder = posixpath.dirname(loaded.path)
         listed = set(loaded.entries)
         for name in self.store.names(folder):
-            path = posixpath.join(folder, name) if folder else name
+            path = _entry_path(folder, name)
             if CONTRACT_NAME.search(name) and path not in listed:
                 finding.violations.append(
                     UNLISTED.at("/documents", f"{name} is in the folder but not in the set")
