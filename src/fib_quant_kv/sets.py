@@ -32,6 +32,7 @@ from fib_quant_kv.files import (
     CONTRACT_NAME,
     SET_FILE,
     STDIN,
+    SUFFIXES,
     Named,
     UnreadablePath,
     encoding_note,
@@ -233,7 +234,7 @@ class Finding:
 def _split(name: str) -> tuple[str, str, str] | None:
     """(prefix, kind word, extension) of a name like llama_key_layout.json, else None."""
     stem, ext = posixpath.splitext(name)
-    if ext not in (".json", ".cbor"):
+    if ext not in SUFFIXES:
         return None
     for word in _KIND_WORDS:
         if stem.endswith(word):
