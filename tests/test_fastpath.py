@@ -2,25 +2,33 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import operator
 from collections.abc import Callable
 from typing import Any
 
 import cbor2
+import pydantic
 import pytest
 from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
 import fib_quant_kv as fqk
-from fib_quant_kv import fastpath
+from fib_quant_kv import contracts, fastpath, verdict
 from fib_quant_kv.codec import detect
 from fib_quant_kv.codec.limits import MAX_DOCUMENT_BYTES
 from fib_quant_kv.contracts import CONTRACTS, Document, contract_of, property_schema
+from fib_quant_kv.errors import Violation
 from fib_quant_kv.fastpath import (
     FastRead,
     _cbor_text,
     _Compiled,
-    canonical_json,
+    _ModelMaker,
+    canonical_of,
+    decode_cbor,
+    decode_json,
+    model_of,
     read_cbor,
     read_json,
 )
@@ -42,10 +50,9 @@ def plain(fields: Any) -> dict[str, Any]:
 
 
 def strict(data: bytes) -> Document | None:
-    try:
-        return fqk.decode(data)
-    except fqk.FibQuantKvError:
-        return None
+    """The model the strict path reads (the codec, then pydantic's validator), or None."""
+    reading = verdict._strict(data, detect(data))
+    return None if isinstance(reading, Violation) else reading.model
 
 
 def assert_reads_as_strict(data: bytes, fast: FastRead) -> None:
@@ -140,29 +147,111 @@ def test_whatever_the_fast_path_accepts_the_strict_path_reads_the_same(data: byt
             assert_reads_as_strict(data, fast)
 
 
-def assert_canonical_json_is_read_jsons(data: bytes) -> None:
-    """decode's read gives what read_json gives, less the field values, or declines alike."""
-    fast, canonical = read_json(data), canonical_json(data)
-    if fast is None:
-        assert canonical is None
-    else:
-        assert canonical == (fast[0], fast[2])
+def assert_made_as_validated(made: Document, validated: Document) -> None:
+    """A model the hot path made is the one pydantic validates: equal, field for field in the
+    same order and of the same types, with the same fields set and no extra or private values."""
+    assert type(made) is type(validated)
+    assert made == validated
+    assert list(made.__dict__) == list(validated.__dict__)
+    assert [type(v) for v in made.__dict__.values()] == [
+        type(v) for v in validated.__dict__.values()
+    ]
+    assert made.model_fields_set == validated.model_fields_set
+    assert made.__pydantic_extra__ == validated.__pydantic_extra__
+    assert made.__pydantic_private__ == validated.__pydantic_private__
+    assert made.model_dump_json() == validated.model_dump_json()
+    assert hash(made) == hash(validated)
+
+
+def assert_decodes_as_read(data: bytes) -> None:
+    """decode_json and decode_cbor take what read_json and read_cbor take, and make the model
+    the strict path validates, with the same fields and canonical JSON."""
+    for read, decode in ((read_json, decode_json), (read_cbor, decode_cbor)):
+        fast, made = read(data), decode(data)
+        assert (fast is None) == (made is None)
+        if fast is None or made is None:
+            continue
+        contract, fields, canonical = fast
+        model, made_fields, made_canonical = made
+        validated = strict(data)
+        assert validated is not None
+        assert_made_as_validated(model, validated)
+        assert_made_as_validated(model_of(contract, fields), validated)
+        # The made fields are the model's own values (the proof's snapshot holds them).
+        assert all(map(operator.is_, made_fields, model.__dict__.values()))
+        assert made_fields == fields
+        assert canonical_of(contract, made_fields) == canonical == fqk.encode(validated)
+        assert made_canonical in (None, canonical)
 
 
 @settings(max_examples=600, deadline=None)
 @given(ANY_BYTES)
-def test_canonical_json_is_read_json_less_the_fields_for_any_bytes(data: bytes) -> None:
-    assert_canonical_json_is_read_jsons(data)
+def test_a_made_model_is_the_validated_model_for_any_bytes(data: bytes) -> None:
+    assert_decodes_as_read(data)
 
 
 @settings(max_examples=300, deadline=None)
 @given(documents(), st.data())
-def test_canonical_json_is_read_json_less_the_fields_for_json_texts(
+def test_a_made_model_is_the_validated_model_for_any_document_however_written(
     pair: tuple[Document, fqk.KvTensorShapeV1], data: st.DataObject
 ) -> None:
     doc, _ = pair
-    for written in (fqk.encode(doc), data.draw(json_texts(doc)), data.draw(spaced_json(doc))):
-        assert_canonical_json_is_read_jsons(written)
+    for written in (
+        fqk.encode(doc),
+        fqk.encode(doc, "cbor"),
+        data.draw(json_texts(doc)),
+        data.draw(spaced_json(doc)),
+    ):
+        assert_decodes_as_read(written)
+
+
+def test_decode_keeps_compact_json_as_its_canonical_json_and_writes_cbors_when_asked() -> None:
+    made = decode_json(SHAPE_JSON)
+    assert made is not None
+    assert made[2] is SHAPE_JSON
+    made = decode_cbor(SHAPE_CBOR)
+    assert made is not None
+    assert made[2] is None
+    assert canonical_of(CONTRACTS[SHAPE.schema_version], made[1]) == SHAPE_JSON
+
+
+class _Checked(fqk.KvTensorShapeV1):
+    """The shape's model with a validator: validation would do more than the pattern proves."""
+
+    @pydantic.field_validator("batch")
+    @classmethod
+    def _even(cls, value: int) -> int:
+        return value
+
+
+class _Defaulted(fqk.KvTensorShapeV1):
+    """The shape's model with a private attribute."""
+
+    _note: str = pydantic.PrivateAttr(default="")
+
+
+class _Wider(fqk.KvTensorShapeV1):
+    """The shape's model with a field of a type the patterns do not prove."""
+
+    batch: float  # type: ignore[assignment]
+
+
+@pytest.mark.parametrize(
+    ("model", "message"),
+    [
+        (_Checked, "validation does more than the pattern"),
+        (_Defaulted, "validation does more than the pattern"),
+        (_Wider, r"\.batch: a type the maker cannot make"),
+    ],
+)
+def test_a_model_whose_validation_does_more_than_the_pattern_stops_the_maker(
+    monkeypatch: pytest.MonkeyPatch, model: type[Document], message: str
+) -> None:
+    compiled = _Compiled(CONTRACTS["fib_quant_kv_tensor_shape_v1"])
+    monkeypatch.setitem(contracts._MODEL_CLASSES, "Custom", model)
+    compiled.contract = dataclasses.replace(compiled.contract, model_name="Custom")
+    with pytest.raises(ValueError, match=message):
+        _ModelMaker(compiled)
 
 
 # Integers at and around every bound the patterns encode: the schema's minimum (0 or 1), the
@@ -313,35 +402,45 @@ def test_text_longer_than_the_fast_path_allows_is_refused() -> None:
 BATTERY = [*EDGES, 0x0A, 0x010A, 0x0A0A, 0x0A0A0A0A, 0x0A << 56]
 
 
+def install(monkeypatch: pytest.MonkeyPatch, compiled: _Compiled) -> None:
+    """Make a freshly compiled contract the only one the readers know."""
+    marker = compiled.contract.marker
+    monkeypatch.setattr(fastpath, "_BY_MARKER", {marker: compiled})
+    monkeypatch.setattr(fastpath, "_COMPILED", {marker.encode(): compiled})
+    monkeypatch.setattr(fastpath, "_BY_CBOR_HEADER", {compiled.cbor_header: [compiled]})
+
+
 @pytest.mark.parametrize("marker", fqk.markers())
 def test_a_freshly_compiled_contract_reads_exactly_what_the_strict_path_accepts(
-    marker: str,
+    monkeypatch: pytest.MonkeyPatch, marker: str
 ) -> None:
-    compiled = _Compiled(CONTRACTS[marker])
+    install(monkeypatch, _Compiled(CONTRACTS[marker]))
     doc = next(d for d in VALID_DOCS if d.schema_version == marker)
-    readers = (compiled.read_json, compiled.read_spaced_json, compiled.read_cbor)
     for name in integer_fields(doc):
         for number in BATTERY:
             value = {**doc.model_dump(mode="json"), name: number}
             compact = json.dumps(value, separators=(",", ":")).encode()
-            encodings = (compact, json.dumps(value, indent=2).encode(), deterministic(value))
+            spaced = json.dumps(value, indent=2).encode()
             model = strict(compact)
-            for data, read in zip(encodings, readers, strict=True):
-                fast = read(data)
+            for data in (compact, spaced, deterministic(value)):
+                fast = (read_json if detect(data) == "json" else read_cbor)(data)
+                assert_decodes_as_read(data)
                 if model is None:  # refused by the schema: never read by the hot path
-                    assert fast is None, (name, number, read)
+                    assert fast is None, (name, number, data)
                     continue
-                taken = read == compiled.read_cbor or in_json_range(value)
-                assert (fast is not None) == taken, (name, number, read)
+                taken = detect(data) == "cbor" or in_json_range(value)
+                assert (fast is not None) == taken, (name, number, data)
                 if fast is not None:
                     assert fast[0] is CONTRACTS[marker]
                     assert plain(fast[1]) == model.model_dump(mode="json")
                     assert fast[2] == fqk.encode(model)
+                    # Compact JSON is read by its own pattern, as its own canonical JSON.
+                    assert (fast[2] is data) == (data is compact)
     # Another contract's documents, and trailing bytes, are not this contract's.
     for other in VALID_DOCS:
-        for data, read in zip(
-            (fqk.encode(other), fqk.encode(other), fqk.encode(other, "cbor")), readers, strict=True
-        ):
+        spaced = json.dumps(other.model_dump(mode="json"), indent=1).encode()
+        for data in (fqk.encode(other), spaced, fqk.encode(other, "cbor")):
+            read = read_json if detect(data) == "json" else read_cbor
             assert (read(data) is not None) == (other.schema_version == marker)
             assert read(data + b"\x00") is None
 
@@ -399,12 +498,13 @@ def test_an_integer_without_a_minimum_admits_zero_and_a_255_maximum_compiles(
         monkeypatch,
         lambda name, prop: {"type": "integer", "maximum": 255} if name == "batch" else prop,
     )
+    install(monkeypatch, compiled)
     value = SHAPE.model_dump(mode="json")
     for number, taken in ((0, True), (255, True), (24, True), (256, False)):
         data = {**value, "batch": number}
         compact = json.dumps(data, separators=(",", ":")).encode()
-        assert (compiled.read_json(compact) is not None) == (taken and number < 100), number
-        assert (compiled.read_cbor(deterministic(data)) is not None) == taken, number
+        assert (read_json(compact) is not None) == (taken and number < 100), number
+        assert (read_cbor(deterministic(data)) is not None) == taken, number
 
 
 @pytest.mark.parametrize(

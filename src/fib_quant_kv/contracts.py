@@ -66,11 +66,6 @@ def _models() -> Any:
     return importlib.import_module("fib_quant_kv_models")
 
 
-@cache
-def _by_model() -> dict[type[Document], Contract]:
-    return {c.model: c for c in CONTRACTS.values()}
-
-
 def __getattr__(name: str) -> Any:
     # `Document` at run time (fib_quant_kv.Document, a TypeVar bound): the union of the models,
     # made when first asked for, so that importing this registry does not import pydantic.
@@ -85,16 +80,21 @@ def markers() -> list[str]:
     return sorted(CONTRACTS)
 
 
+# Contracts by model class, filled on first use (it imports the models). A plain dict rather
+# than a cached function: every digest and validation asks it.
+_BY_MODEL: dict[type[Document], Contract] = {}
+
+
 def contract_of(doc: Document) -> Contract:
     """The contract of a model instance."""
-    by_model = _by_model()
-    try:
-        return by_model[type(doc)]
-    except KeyError:
-        raise TypeError(
-            f"expected a contract model ({', '.join(m.__name__ for m in by_model)}), "
-            f"got {type(doc).__name__}"
-        ) from None
+    found = _BY_MODEL.get(type(doc))
+    if found is not None:
+        return found
+    if not _BY_MODEL:
+        _BY_MODEL.update((c.model, c) for c in CONTRACTS.values())
+        return contract_of(doc)
+    models = ", ".join(m.__name__ for m in _BY_MODEL)
+    raise TypeError(f"expected a contract model ({models}), got {type(doc).__name__}")
 
 
 def schema_text(marker: str) -> str:

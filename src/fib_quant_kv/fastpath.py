@@ -14,24 +14,27 @@ is valid and explains what is not.
 from __future__ import annotations
 
 import collections
+import enum
 import functools
 import operator
 import re
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias, cast, get_origin
 
 from fib_quant_kv.codec.limits import MAX_DOCUMENT_BYTES
 from fib_quant_kv.contracts import CONTRACTS, Contract, field_names, property_schema, shared_schema
 
 if TYPE_CHECKING:
+    from fib_quant_kv.contracts import Document
     from fib_quant_kv.rules import DocumentFields
 
 # The contract a document follows, its field values in contract order (read by attribute, like
 # the model), and its canonical JSON.
 FastRead: TypeAlias = "tuple[Contract, DocumentFields, bytes]"
 
-# JSON's four whitespace bytes, anywhere between tokens.
-_WS = rb"[ \t\n\r]*"
+# JSON's four whitespace bytes, anywhere between tokens. Possessive (*+): what follows is never
+# whitespace, so giving some back could not help a match, and the engine keeps no state to.
+_WS = rb"[ \t\n\r]*+"
 # Keys, enum values and markers that JSON writes without escapes, and CBOR as they are.
 _PLAIN_TEXT = re.compile(r"[a-z0-9_]+")
 # What the fast path knows how to compile; any other keyword in a v2 schema stops the import
@@ -68,7 +71,8 @@ def _json_uint(minimum: int, maximum: int) -> bytes:
     """
     digits = len(str(maximum)) - 1
     lowest = b"0|" if minimum == 0 else b""
-    return b"(" + lowest + b"[1-9][0-9]{0,%d})" % (digits - 1)
+    # Possessive, as whitespace is: a number is never followed by a digit.
+    return b"(" + lowest + b"[1-9][0-9]{0,%d}+)" % (digits - 1)
 
 
 def _cbor_uint(minimum: int, maximum: int) -> bytes:
@@ -145,6 +149,10 @@ class _Compiled:
         json_values: list[Callable[[bytes], object]] = []
         template: list[str] = []
         cbor_by_key: dict[bytes, tuple[bytes, Callable[[bytes], object]]] = {}
+        # Each string field's matched text -> value, by encoding: the model's maker swaps the
+        # values for enum members.
+        self.json_texts: dict[str, dict[bytes, str]] = {}
+        self.cbor_texts: dict[str, dict[bytes, str]] = {}
         for name in names:
             where = f"{marker}.{name}"
             prop = property_schema(marker, name) or {}
@@ -160,9 +168,10 @@ class _Compiled:
                 continue
             allowed = _allowed_texts(where, prop)
             json_parts.append((key, b'"(' + b"|".join(v.encode() for v in allowed) + b')"'))
-            json_values.append({v.encode(): v for v in allowed}.__getitem__)
+            json_texts = self.json_texts[name] = {v.encode(): v for v in allowed}
+            json_values.append(json_texts.__getitem__)
             template.append(f'"{name}":"%s"')
-            cbor_texts = {_cbor_text(v): v for v in allowed}
+            cbor_texts = self.cbor_texts[name] = {_cbor_text(v): v for v in allowed}
             cbor_by_key[_cbor_text(name)] = (
                 b"(" + b"|".join(re.escape(t) for t in cbor_texts) + b")",
                 cbor_texts.__getitem__,
@@ -174,10 +183,10 @@ class _Compiled:
         self.spaced_json_pattern = re.compile(_WS + b"\\{" + _WS + spaced + _WS + b"\\}" + _WS)
         self.json_values = json_values
         self.template = "{" + ",".join(template) + "}"
-        # The same as bytes, every field taken as matched: the pattern has proven the digits
-        # canonical (no sign, no leading zero) and the strings plain, so they are copied as
-        # they stand, with no conversion to values and back.
-        self.json_bytes_template = self.template.replace("%d", "%s").encode("ascii")
+        # The same as bytes, filled with the JSON pattern's groups as matched: the pattern has
+        # proven the digits canonical (no sign, no leading zero) and the strings plain, so
+        # they are copied as they stand, without a conversion to values and back.
+        self.json_template = self.template.replace("%d", "%s").encode("ascii")
 
         # CBOR orders keys by their encoded bytes; the fields keep the contract's order.
         cbor_keys = sorted(cbor_by_key)
@@ -187,37 +196,20 @@ class _Compiled:
             + b"".join(re.escape(k) + cbor_by_key[k][0] for k in cbor_keys),
             re.DOTALL,
         )
-        self.cbor_values = [cbor_by_key[k][1] for k in cbor_keys]
+        # The groups come in key order: put back in field order, then converted.
         order = [_cbor_text(name) for name in names]
         self.to_field_order = operator.itemgetter(*[cbor_keys.index(k) for k in order])
+        self.cbor_values = [cbor_by_key[k][1] for k in order]
 
-    def read_json(self, data: bytes) -> FastRead | None:
-        match = self.json_pattern.fullmatch(data)
-        if match is None:
-            return None
-        return (
-            self.contract,
-            self.fields(map(operator.call, self.json_values, match.groups())),
-            data,
-        )
-
-    def read_spaced_json(self, data: bytes) -> FastRead | None:
-        match = self.spaced_json_pattern.fullmatch(data)
-        if match is None:
-            return None
-        fields = self.fields(map(operator.call, self.json_values, match.groups()))
-        return self.contract, fields, (self.template % fields).encode("ascii")
-
-    def read_cbor(self, data: bytes) -> FastRead | None:
-        match = self.cbor_pattern.fullmatch(data)
-        if match is None:
-            return None
-        values = tuple(map(operator.call, self.cbor_values, match.groups()))
-        fields = self.fields(self.to_field_order(values))
-        return self.contract, fields, (self.template % fields).encode("ascii")
+    @functools.cached_property
+    def maker(self) -> _ModelMaker:
+        """How models of this contract are made from a match (built on first use: it imports
+        the models, which a run that asks for none never needs)."""
+        return _ModelMaker(self)
 
 
-_COMPILED = {marker.encode(): _Compiled(contract) for marker, contract in CONTRACTS.items()}
+_BY_MARKER = {marker: _Compiled(contract) for marker, contract in CONTRACTS.items()}
+_COMPILED = {marker.encode(): compiled for marker, compiled in _BY_MARKER.items()}
 # Canonical JSON starts with the marker; deterministic CBOR with the map header for the field
 # count (11, 8 and 6 fields in v1).
 _JSON_PREFIX = b'{"schema_version":"'
@@ -226,11 +218,12 @@ for _compiled in _COMPILED.values():
     _BY_CBOR_HEADER.setdefault(_compiled.cbor_header, []).append(_compiled)
 
 
-def read_json(data: bytes) -> FastRead | None:
-    """The contract, fields and canonical JSON of a JSON document in field order, or None.
+def _match_json(data: bytes) -> tuple[_Compiled, re.Match[bytes], bool] | None:
+    """The contract whose pattern a JSON document matches, the match, and whether the bytes
+    are compact (and so already canonical).
 
-    Compact JSON (already canonical, as the reference writes it) is recognised first, by the
-    marker it starts with; then the same fields spaced out, as a pretty printer writes them.
+    Compact JSON (as the reference writes it) is recognised first, by the marker it starts
+    with; then the same fields spaced out, as a pretty printer writes them.
     """
     # Whitespace is unbounded in JSON: the strict path's size limit holds here too.
     if len(data) > MAX_DOCUMENT_BYTES:
@@ -238,45 +231,208 @@ def read_json(data: bytes) -> FastRead | None:
     if data.startswith(_JSON_PREFIX):
         end = data.find(b'"', len(_JSON_PREFIX))
         compiled = _COMPILED.get(data[len(_JSON_PREFIX) : end])
-        found = None if compiled is None else compiled.read_json(data)
-        if found is not None:
-            return found
-    for compiled in _COMPILED.values():
-        found = compiled.read_spaced_json(data)
-        if found is not None:
-            return found
-    return None
-
-
-def canonical_json(data: bytes) -> tuple[Contract, bytes] | None:
-    """The contract and canonical JSON of a JSON document in field order, or None: what
-    read_json gives, less the field values (for a caller that builds the model from the
-    canonical JSON and has no use for them)."""
-    if len(data) > MAX_DOCUMENT_BYTES:
-        return None
-    if data.startswith(_JSON_PREFIX):
-        end = data.find(b'"', len(_JSON_PREFIX))
-        compiled = _COMPILED.get(data[len(_JSON_PREFIX) : end])
-        if compiled is not None and compiled.json_pattern.fullmatch(data) is not None:
-            return compiled.contract, data
+        match = None if compiled is None else compiled.json_pattern.fullmatch(data)
+        if match is not None:
+            assert compiled is not None
+            return compiled, match, True
     for compiled in _COMPILED.values():
         match = compiled.spaced_json_pattern.fullmatch(data)
         if match is not None:
-            return compiled.contract, compiled.json_bytes_template % match.groups()
+            return compiled, match, False
     return None
+
+
+def _match_cbor(data: bytes) -> tuple[_Compiled, re.Match[bytes]] | None:
+    """The contract whose pattern a deterministic CBOR document matches, and the match."""
+    # No size check is needed: the patterns admit only a few hundred bytes, and a longer input
+    # fails them within its first few hundred.
+    for compiled in _BY_CBOR_HEADER.get(data[0], ()) if data else ():
+        match = compiled.cbor_pattern.fullmatch(data)
+        if match is not None:
+            return compiled, match
+    return None
+
+
+def read_json(data: bytes) -> FastRead | None:
+    """The contract, fields and canonical JSON of a JSON document in field order, or None."""
+    found = _match_json(data)
+    if found is None:
+        return None
+    compiled, match, compact = found
+    groups = match.groups()
+    fields = compiled.fields(map(operator.call, compiled.json_values, groups))
+    return compiled.contract, fields, data if compact else compiled.json_template % groups
 
 
 def read_cbor(data: bytes) -> FastRead | None:
     """The contract, fields and canonical JSON of a document in deterministic v1 CBOR, or None."""
-    # No size check is needed: the patterns admit only a few hundred bytes, and a longer input
-    # fails them within its first few hundred.
-    if not data:
+    found = _match_cbor(data)
+    if found is None:
         return None
-    for compiled in _BY_CBOR_HEADER.get(data[0], ()):
-        found = compiled.read_cbor(data)
-        if found is not None:
-            return found
-    return None
+    compiled, match = found
+    groups = compiled.to_field_order(match.groups())
+    fields = compiled.fields(map(operator.call, compiled.cbor_values, groups))
+    return compiled.contract, fields, canonical_of(compiled.contract, fields)
 
 
-__all__ = ["FastRead", "canonical_json", "read_cbor", "read_json"]
+# A model made from a match, its fields (as the rules read them) and its canonical JSON where it
+# comes at no cost (JSON); for CBOR, `canonical_of` writes it from the fields if it is needed.
+Made: TypeAlias = "tuple[Document, DocumentFields, bytes | None]"
+
+
+def decode_json(data: bytes) -> Made | None:
+    """The model and fields of a JSON document in field order, or None: what `read_json`
+    reads, the model made without validating it again."""
+    found = _match_json(data)
+    if found is None:
+        return None
+    compiled, match, compact = found
+    groups = match.groups()
+    maker = compiled.maker
+    fields = compiled.fields(map(operator.call, maker.json_values, groups))
+    return maker.make(fields), fields, data if compact else compiled.json_template % groups
+
+
+def decode_cbor(data: bytes) -> Made | None:
+    """The model and fields of a document in deterministic v1 CBOR, or None: what `read_cbor`
+    reads, the model made without validating it again."""
+    found = _match_cbor(data)
+    if found is None:
+        return None
+    compiled, match = found
+    maker = compiled.maker
+    groups = compiled.to_field_order(match.groups())
+    fields = compiled.fields(map(operator.call, maker.cbor_values, groups))
+    return maker.make(fields), fields, None
+
+
+def canonical_of(contract: Contract, fields: DocumentFields) -> bytes:
+    """The canonical JSON of a proven document's fields (plain strings or enum members).
+
+    The schema keeps every string to plain ASCII letters, digits and underscores and every
+    integer exact, so the contract's template writes what serde_json would, with no escaping.
+    """
+    return (_BY_MARKER[contract.marker].template % fields).encode("ascii")
+
+
+# The model of a matched document ------------------------------------------------------------
+
+_new_instance = object.__new__
+
+
+def _slot_setter(model: type, name: str) -> Callable[[object, object], None]:
+    """The setter of an instance slot (or of __dict__) the model class inherits."""
+    descriptor = next(k.__dict__[name] for k in model.__mro__ if name in k.__dict__)
+    setter: Callable[[object, object], None] = descriptor.__set__
+    return setter
+
+
+# What would make a model's validation do more than its schema: the maker refuses such a model.
+_VALIDATOR_KINDS = ("validators", "field_validators", "root_validators", "model_validators")
+
+
+class _ModelMaker:
+    """Models of one contract made from a match, as `model_construct` makes them.
+
+    The match has proven everything the model's validator checks (every field once, of its
+    type, within its bounds, one of its allowed values, nothing else), so validating again
+    would only repeat it. The instance gets what `model_construct` gives it (its fields in
+    order, all of them set, no extra and no private values) without `model_construct`'s
+    per-field loop or a second parse. A model whose validation could do more (a validator, a
+    default, a post-init hook, private attributes, a type other than int, Literal or enum)
+    stops the import instead; tests hold every made model equal, type for type, to the one
+    pydantic validates.
+    """
+
+    def __init__(self, compiled: _Compiled) -> None:
+        contract = compiled.contract
+        model = contract.model
+        names = field_names(contract.marker)
+        decorators = model.__pydantic_decorators__
+        if (
+            list(model.model_fields) != names
+            or model.model_config.get("extra") != "forbid"
+            or model.__pydantic_root_model__
+            or model.__pydantic_post_init__ is not None
+            or model.__private_attributes__
+            or any(getattr(decorators, kind) for kind in _VALIDATOR_KINDS)
+        ):
+            raise ValueError(f"{contract.model_name}: validation does more than the pattern")
+        self.model = model
+        self.names = names
+        # What model_construct sets, through the slots' own descriptors (object.__setattr__
+        # would look each name up on the class first).
+        self.set_dict = _slot_setter(model, "__dict__")
+        self.set_fields_set = _slot_setter(model, "__pydantic_fields_set__")
+        self.set_extra = _slot_setter(model, "__pydantic_extra__")
+        self.set_private = _slot_setter(model, "__pydantic_private__")
+        self.fields_set = frozenset(names)
+        # Each enum field's members by value: a plain string and its str-enum member hash and
+        # compare alike, so either finds the member.
+        self.members: dict[str, dict[object, enum.Enum]] = {}
+        for name, info in model.model_fields.items():
+            kind = info.annotation
+            if isinstance(kind, type) and issubclass(kind, enum.Enum):
+                self.members[name] = {member.value: member for member in kind}
+            # An int's bounds and a Literal's (the marker's) value are the pattern's to prove.
+            elif kind is not int and get_origin(kind) is not Literal:
+                raise ValueError(f"{contract.model_name}.{name}: a type the maker cannot make")
+
+        def members_of(name: str, texts: dict[str, dict[bytes, str]]) -> Callable[[bytes], object]:
+            """A converter for a field's matched text that gives its enum member directly."""
+            members = self.members[name]
+            return {raw: members[value] for raw, value in texts[name].items()}.__getitem__
+
+        # The patterns' converters, with each enum field's giving its member.
+        self.json_values = [
+            members_of(name, compiled.json_texts) if name in self.members else convert
+            for name, convert in zip(names, compiled.json_values, strict=True)
+        ]
+        self.cbor_values = [
+            members_of(name, compiled.cbor_texts) if name in self.members else convert
+            for name, convert in zip(names, compiled.cbor_values, strict=True)
+        ]
+
+    def make(self, fields: DocumentFields) -> Document:
+        """The model of fields in contract order (the contract's named tuple, or any tuple of
+        its values), enum fields already members."""
+        made: Document = _new_instance(self.model)
+        # Not strict: the patterns fix the number of values, and the check costs per document.
+        values = dict(zip(self.names, fields))  # type: ignore[call-overload]  # noqa: B905
+        self.set_dict(made, values)
+        self.set_fields_set(made, set(self.fields_set))
+        self.set_extra(made, None)
+        self.set_private(made, None)
+        return made
+
+    def of_fields(self, fields: DocumentFields) -> Document:
+        """The model of the fields `read_json` or `read_cbor` gave (enum fields as strings)."""
+        # The fields are the contract's named tuple: a tuple, read by attribute.
+        values = dict(zip(self.names, cast("tuple[object, ...]", fields), strict=True))
+        for name, members in self.members.items():
+            values[name] = members[values[name]]
+        return self.make(tuple(values.values()))  # type: ignore[arg-type]  # a tuple of them
+
+
+def fields_of(contract: Contract, values: Iterable[object]) -> DocumentFields:
+    """A document's field values, in contract order, as the plain fields the hot path reads."""
+    return _BY_MARKER[contract.marker].fields(values)
+
+
+def model_of(contract: Contract, fields: DocumentFields) -> Document:
+    """The model of a document's fields as `read_json` or `read_cbor` gave them: proven
+    already, so made without validating them again."""
+    return _BY_MARKER[contract.marker].maker.of_fields(fields)
+
+
+__all__ = [
+    "FastRead",
+    "Made",
+    "canonical_of",
+    "decode_cbor",
+    "decode_json",
+    "fields_of",
+    "model_of",
+    "read_cbor",
+    "read_json",
+]

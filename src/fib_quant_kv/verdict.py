@@ -22,7 +22,16 @@ from fib_quant_kv.codec import Encoding, decode_value, detect
 from fib_quant_kv.contracts import CONTRACTS, MARKER, SHAPE_SCHEMA, Contract, Kind, contract_of
 from fib_quant_kv.digests import domain_digest, encode
 from fib_quant_kv.errors import FibQuantKvError, SchemaError, Violation
-from fib_quant_kv.fastpath import FastRead, canonical_json, read_cbor, read_json
+from fib_quant_kv.fastpath import (
+    FastRead,
+    canonical_of,
+    decode_cbor,
+    decode_json,
+    fields_of,
+    model_of,
+    read_cbor,
+    read_json,
+)
 from fib_quant_kv.rules import DocumentFields, broken_shape, semantic_violations
 from fib_quant_kv.rules.shape import ShapeFields, shape_violations
 
@@ -57,13 +66,17 @@ __all__ = [
 class _Proof:
     """A model whose schema holds: its field values then, and what was learnt of it since."""
 
-    __slots__ = ("canonical", "own", "ref", "values")
+    __slots__ = ("canonical", "fields", "own", "ref", "values")
 
     def __init__(
-        self, ref: weakref.ref[Any], values: tuple[object, ...], canonical: bytes | None
+        self, ref: weakref.ref[Any], fields: DocumentFields, canonical: bytes | None
     ) -> None:
         self.ref = ref
-        self.values = values
+        # The values as the hot path's fields (the contract's named tuple): the rules read them
+        # there, at a tuple's speed, where a pydantic model's every attribute read passes its
+        # __getattr__ hook. The same object as a tuple: the snapshot the model is held to.
+        self.fields = fields
+        self.values: tuple[object, ...] = fields  # type: ignore[assignment]
         # Its canonical JSON, once known (the hot path knows it from the bytes).
         self.canonical = canonical
         # A shape's own rule violations, once run: they depend on nothing else.
@@ -79,8 +92,13 @@ _sweep_at = 1024
 
 def remember(model: D, canonical: bytes | None = None) -> D:
     """Record that a model's schema holds (the caller has just proven it); returns the model."""
+    return _remember(model, fields_of(contract_of(model), model.__dict__.values()), canonical)
+
+
+def _remember(model: D, fields: DocumentFields, canonical: bytes | None) -> D:
+    """remember, given the model's fields (which the hot path has already)."""
     global _sweep_at
-    _PROOFS[id(model)] = _Proof(weakref.ref(model), tuple(model.__dict__.values()), canonical)
+    _PROOFS[id(model)] = _Proof(weakref.ref(model), fields, canonical)
     if len(_PROOFS) > _sweep_at:
         # A copy of the items (one C-level step), so another thread's insert cannot break the
         # iteration; pop, so a key another sweep removed first is no error.
@@ -98,8 +116,8 @@ def _proof(model: Document) -> _Proof | None:
         return None
     # The very objects it held when proven: equal values are not enough (True == 1, 128.0 ==
     # 128), and the snapshot keeps them alive, so an identity cannot be reused.
-    values = tuple(model.__dict__.values())
-    if len(values) != len(proof.values) or not all(map(operator.is_, values, proof.values)):
+    now = model.__dict__
+    if len(now) != len(proof.values) or not all(map(operator.is_, now.values(), proof.values)):
         return None
     return proof
 
@@ -116,27 +134,35 @@ def _prove(model: Document, contract: Contract) -> tuple[_Proof | None, Structur
     found = check_structure(dict(model), contract)
     if found.violations:
         return None, found
-    remember(model)
-    return _proof(model), None
+    return _PROOFS[id(remember(model))], None
 
 
 # Models ------------------------------------------------------------------------------------
 
 
-def shape_problems(shape: KvTensorShapeV1) -> list[Violation]:
-    """Everything wrong with a shape, schema first; empty for a valid shape. Run once a shape."""
-    proof, found = _prove(shape, CONTRACTS[SHAPE_SCHEMA])
-    if proof is None:
-        assert found is not None
-        return merged(found, None, [])
+def _own(proof: _Proof) -> list[Violation]:
+    """A proven shape's own rule violations: they depend on nothing else, so run once."""
     if proof.own is None:
-        proof.own = list(shape_violations(shape))
+        proof.own = list(shape_violations(proof.fields))  # type: ignore[arg-type]  # a shape's
     return proof.own
 
 
-def _shape_of(contract: Contract, shape: KvTensorShapeV1 | None) -> KvTensorShapeV1 | None:
-    if not contract.needs_shape:
-        return None
+def _shape_problems(shape: KvTensorShapeV1) -> tuple[ShapeFields, list[Violation]]:
+    """What the rules read of a shape, and everything wrong with it, schema first."""
+    proof, found = _prove(shape, CONTRACTS[SHAPE_SCHEMA])
+    if proof is None:
+        assert found is not None
+        return shape, merged(found, None, [])
+    return proof.fields, _own(proof)  # type: ignore[return-value]  # a shape's
+
+
+def shape_problems(shape: KvTensorShapeV1) -> list[Violation]:
+    """Everything wrong with a shape, schema first; empty for a valid shape. Run once a shape."""
+    return list(_shape_problems(shape)[1])
+
+
+def _shape_for(contract: Contract, shape: KvTensorShapeV1 | None) -> KvTensorShapeV1:
+    """The shape a layout or geometry is validated against, or a TypeError."""
     if shape is None:
         raise TypeError(
             f"a {contract.kind} is validated against the shape it describes: pass shape="
@@ -153,22 +179,23 @@ def _violations(
 ) -> tuple[list[Violation], _Proof | None, Contract]:
     """Every violation of a model, its proof when its schema holds, and its contract."""
     contract = contract_of(doc)
-    against = _shape_of(contract, shape)
-    shape_broken = shape_problems(against) if against is not None else []
+    shape_fields: ShapeFields | None = None
+    shape_broken: list[Violation] = []
+    if contract.needs_shape:
+        shape_fields, shape_broken = _shape_problems(_shape_for(contract, shape))
     proof, structure = _prove(doc, contract)
     if structure is not None:
-        return merged(structure, against, shape_broken), None, contract
+        return merged(structure, shape_fields, shape_broken), None, contract
     assert proof is not None  # a model whose schema holds has been remembered
-    if against is None:
-        if proof.own is None:
-            proof.own = list(shape_violations(doc))  # type: ignore[arg-type]  # a shape's
-        return list(proof.own), proof, contract
-    return list(semantic_violations(doc, against, shape_broken)), proof, contract
+    if shape_fields is None:
+        return _own(proof), proof, contract  # the proof's own list: callers copy it to hand out
+    found = semantic_violations(proof.fields, shape_fields, shape_broken)
+    return list(found), proof, contract
 
 
 def collect_violations(doc: Document, shape: KvTensorShapeV1 | None = None) -> list[Violation]:
     """Every rule the document breaks, schema first; the first is what `validate` raises."""
-    return _violations(doc, shape)[0]
+    return list(_violations(doc, shape)[0])
 
 
 def validate(doc: Document, shape: KvTensorShapeV1 | None = None) -> None:
@@ -184,12 +211,12 @@ def digest(doc: Document, shape: KvTensorShapeV1 | None = None, encoding: Encodi
     if found:
         raise found[0].to_error()
     assert proof is not None  # a model without violations has been proven
-    marker = contract.marker
     if encoding != "json":
-        return domain_digest(marker, encode(doc, encoding))
-    if proof.canonical is None:
-        proof.canonical = encode(doc)
-    return domain_digest(marker, proof.canonical)
+        return domain_digest(contract.marker, encode(doc, encoding))
+    canonical = proof.canonical
+    if canonical is None:
+        canonical = proof.canonical = canonical_of(contract, proof.fields)
+    return domain_digest(contract.marker, canonical)
 
 
 def merged(
@@ -228,19 +255,10 @@ def decode(data: bytes, encoding: Encoding | None = None) -> Document:
     proven, so `validate` and `digest` do not check its schema again.
     """
     encoding = encoding or detect(data)
-    if encoding == "json":
-        # The model is built from the canonical JSON, so the hot path's field values (which
-        # cost a conversion each) are not asked for. Not matched: the strict path, directly.
-        found = canonical_json(data)
-        if found is not None:
-            contract, canonical = found
-            return remember(_model(contract, canonical), canonical)
-        reading: Reading = _strict(data, encoding)
-    else:
-        reading = read(data, encoding)
-    if isinstance(reading, tuple):
-        contract, _, canonical = reading
-        return remember(_model(contract, canonical), canonical)
+    made = decode_json(data) if encoding == "json" else decode_cbor(data)
+    if made is not None:
+        return _remember(*made)
+    reading = _strict(data, encoding)
     if isinstance(reading, Violation):
         raise reading.to_error()
     if reading.model is None:
@@ -280,13 +298,6 @@ def reading_contract(reading: Reading) -> Contract | None:
     if isinstance(reading, Violation):
         return None
     return reading.contract
-
-
-def _model(contract: Contract, canonical: bytes) -> Document:
-    """The model of canonical JSON the hot path has proven: validated by pydantic's Rust
-    validator itself, without model_validate_json's Python wrapper (this is per document)."""
-    model: Document = contract.model.__pydantic_validator__.validate_json(canonical)
-    return model
 
 
 def _shape_class() -> type[KvTensorShapeV1]:
@@ -353,8 +364,8 @@ class Verdict:
     def document(self) -> Document | None:
         """The model of the document, if its structure is valid (built on first use)."""
         if self._document is None and self._canonical is not None:
-            contract, _, canonical = self._canonical
-            self._document = remember(_model(contract, canonical), canonical)
+            contract, fields, canonical = self._canonical
+            self._document = remember(model_of(contract, fields), canonical)
         return self._document
 
     @property
@@ -445,9 +456,9 @@ class Checker:
     @property
     def shape(self) -> KvTensorShapeV1 | None:
         """The shape layouts and geometries are checked against, if any (built on first use)."""
-        if self._shape_model is None and self._shape_canonical is not None:
-            canonical = self._shape_canonical
-            model = _model(CONTRACTS[SHAPE_SCHEMA], canonical)
+        fields, canonical = self._shape, self._shape_canonical
+        if self._shape_model is None and fields is not None and canonical is not None:
+            model = model_of(CONTRACTS[SHAPE_SCHEMA], fields)
             assert isinstance(model, _shape_class())  # the marker said so
             self._shape_model = remember(model, canonical)
         return self._shape_model
