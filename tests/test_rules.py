@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal, get_type_hints
 
 import pytest
 
 import fib_quant_kv as fqk
+from fib_quant_kv.contracts import field_names, property_schema
 from fib_quant_kv.rules.geometry import geometry_violations
 from fib_quant_kv.rules.layout import layout_violations
 from fib_quant_kv.rules.shape import shape_violations
@@ -472,3 +473,31 @@ def test_semantic_rules_of_a_layout_without_its_shape_are_refused() -> None:
     layout = fqk.canonical_layout(shape())
     with pytest.raises(TypeError, match="fib_quant_kv_cache_layout_v1 is checked against a shape"):
         semantic_violations(layout, None, [])
+
+
+@pytest.mark.parametrize("marker", fqk.markers())
+def test_the_fields_the_rules_read_are_the_contracts_fields_as_its_schema_types_them(
+    marker: str,
+) -> None:
+    # The Protocols name what the rules read of a model or of the hot path's named tuple; they
+    # are written out for the type checker, so this holds them to the schema.
+    from fib_quant_kv.rules import geometry, layout
+    from fib_quant_kv.rules import shape as shape_rules
+
+    protocol = {
+        "fib_quant_kv_tensor_shape_v1": shape_rules.ShapeFields,
+        "fib_quant_kv_cache_layout_v1": layout.LayoutFields,
+        "fib_quant_kv_page_geometry_v1": geometry.GeometryFields,
+    }[marker]
+    names = [name for name, value in vars(protocol).items() if isinstance(value, property)]
+    assert names == field_names(marker)
+    for name in names:
+        returned = get_type_hints(getattr(protocol, name).fget)["return"]
+        prop = property_schema(marker, name)
+        assert prop is not None
+        if prop.get("type") == "integer":
+            assert returned is int, name
+        elif name == "schema_version":
+            assert returned == Literal[marker]
+        else:
+            assert returned is str, name
