@@ -568,6 +568,44 @@ def test_a_run_split_across_two_processes_says_what_one_process_says(
     assert len(alone[1].splitlines()) > 40
 
 
+@pytest.mark.parametrize("split", [False, True])
+def test_a_set_check_reads_no_document_the_run_has_judged(
+    cli: Cli, models: Path, monkeypatch: pytest.MonkeyPatch, split: bool
+) -> None:
+    # The set's check takes what judging each document found (from the other process too,
+    # when the run is split), rather than read and decode it again.
+    from fib_quant_kv import sets
+    from fib_quant_kv.cli import parallel
+
+    checking: list[str] = []
+    read_by_check: list[str] = []
+    read, check_set = sets.Files.read, sets.Run.check_set
+
+    def counted(self: sets.Files, path: str) -> bytes:
+        if checking:
+            read_by_check.append(path)
+        return read(self, path)
+
+    def check(self: sets.Run, loaded: sets.LoadedSet) -> sets.Finding:
+        checking.append(loaded.path)
+        try:
+            return check_set(self, loaded)
+        finally:
+            checking.pop()
+
+    monkeypatch.setattr(sets.Files, "read", counted)
+    monkeypatch.setattr(sets.Run, "check_set", check)
+    monkeypatch.setattr(parallel, "PARALLEL_FROM", 4 if split else 10**9)
+    code, records = cli.records(str(models))
+    assert code == 0
+    assert [r["valid"] for r in records] == [True] * 12
+    assert read_by_check == []
+    # Asked for a set file alone, the check reads its documents itself.
+    code, records = cli.records(str(models / "llama" / SET_FILE))
+    assert code == 0
+    assert len(read_by_check) == 5
+
+
 # What a careless or hostile tree does -----------------------------------------------------------
 
 

@@ -21,6 +21,7 @@ import dataclasses
 import json
 import os
 import posixpath
+import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol, TypeAlias
@@ -310,12 +311,15 @@ def set_digest(entries: Iterable[tuple[str, str | None, str, Sequence[str]]]) ->
     return domain_digest(SET_FORMAT, text.encode("utf-8"))
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def entry_name_problem(name: str) -> str | None:
     """Why a name cannot be a set entry, or None: a set lists the files of its own folder by
     name, so an entry is a plain file name (the one rule for reading and writing set files)."""
     if not name or name in (".", "..") or "/" in name or "\\" in name:
         return f"{name!r}: expected the name of a file in the set's own folder"
-    if any(ord(c) < 0x20 or c == "\x7f" for c in name):
+    if _CONTROL.search(name):
         return f"{name!r}: a control character in a file name"
     return None
 
@@ -419,8 +423,13 @@ def _binding_problems(entry: SetEntryView, entries: Mapping[str, SetEntryView]) 
 # The run --------------------------------------------------------------------------------------
 
 
-# What a run notes as it judges: folders, shapes named, paths judged, files skipped.
-Notes: TypeAlias = tuple[dict[str, None], list[str], set[str], int]
+# What a set file's check needs of a listed document: (kind, role, digest of its canonical JSON),
+# or None when it cannot be decoded or breaks its schema.
+Content: TypeAlias = "tuple[str, str | None, str] | None"
+
+# What a run notes as it judges: folders, shapes named, paths judged, files skipped, and what
+# the documents its folders' set files list hold.
+Notes: TypeAlias = "tuple[dict[str, None], list[str], set[str], int, dict[str, Content]]"
 
 
 class Run:
@@ -451,6 +460,9 @@ class Run:
         self.folders: dict[str, None] = {}
         self.named_shapes: list[str] = []
         self.judged: set[str] = set()
+        # The content of each judged document its folder's set file lists: the set's check
+        # takes it from here rather than read and decode the document a second time.
+        self.contents: dict[str, Content] = {}
 
     # Pairing --------------------------------------------------------------------------------
 
@@ -552,6 +564,10 @@ class Run:
             if note is not None:
                 reading = dataclasses.replace(reading, message=f"{reading.message}; {note}")
         self.judged.add(path)
+        if self.bindings is None and path != STDIN:
+            loaded = self._set_of(posixpath.dirname(path))
+            if loaded is not None and path in loaded.entries:
+                self.contents[path] = _content(reading)
         if contract is None or not contract.needs_shape:
             verdict = Checker().judge(reading)
             return _finding(path, verdict)
@@ -605,15 +621,16 @@ class Run:
 
     def notes(self) -> Notes:
         """What this run has noted, to hand to another run of the same request."""
-        return self.folders, self.named_shapes, self.judged, self.skipped
+        return self.folders, self.named_shapes, self.judged, self.skipped, self.contents
 
     def absorb(self, notes: Notes) -> None:
         """Take in what another run of the same request noted (it judged other paths)."""
-        folders, named_shapes, judged, skipped = notes
+        folders, named_shapes, judged, skipped, contents = notes
         self.folders.update(folders)
         self.named_shapes += named_shapes
         self.judged |= judged
         self.skipped += skipped
+        self.contents.update(contents)
 
     def finish(self) -> Iterator[Finding]:
         """Findings for the dependents of named shapes, then for the set files of the folders."""
@@ -655,14 +672,17 @@ class Run:
                     )
                 )
                 continue
-            try:
-                data = self.store.read(entry.path)
-            except UnreadablePath as exc:
-                finding.violations.append(
-                    MISSING.at(f"{where}/path", f"{entry.path}: {exc.reason}")
-                )
-                continue
-            found = _content(read(data))
+            if entry.path in self.contents:
+                found = self.contents[entry.path]
+            else:
+                try:
+                    data = self.store.read(entry.path)
+                except UnreadablePath as exc:
+                    finding.violations.append(
+                        MISSING.at(f"{where}/path", f"{entry.path}: {exc.reason}")
+                    )
+                    continue
+                found = _content(read(data))
             if found is None:
                 finding.violations.append(
                     KIND.at(
@@ -722,7 +742,7 @@ class Run:
         return finding
 
 
-def _content(reading: Reading) -> tuple[str, str | None, str] | None:
+def _content(reading: Reading) -> Content:
     """(kind, role, digest of the canonical JSON) of a document whose schema holds."""
     if isinstance(reading, tuple):
         contract, fields, canonical = reading
