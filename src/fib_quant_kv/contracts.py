@@ -5,9 +5,9 @@ from __future__ import annotations
 import copy
 import importlib
 import json
+import pkgutil
 from dataclasses import dataclass
 from functools import cache
-from importlib import resources
 from typing import TYPE_CHECKING, Any, Final, Literal, TypeAlias
 
 from fib_quant_kv.errors import Rule, Violation, pointer
@@ -99,9 +99,12 @@ def contract_of(doc: Document) -> Contract:
 
 def schema_text(marker: str) -> str:
     """The shipped JSON Schema of a contract's marker (or the set file's), exactly as released."""
-    return (resources.files("fib_quant_kv") / "schemas" / f"{marker}.schema.json").read_text(
-        "utf-8"
-    )
+    # pkgutil asks the package's loader, as importlib.resources does (a zip import too), and
+    # imports in a tenth of the time: this is on every command's start-up.
+    data = pkgutil.get_data("fib_quant_kv", f"schemas/{marker}.schema.json")
+    if data is None:  # a loader that cannot read package data
+        raise FileNotFoundError(f"the schema of {marker} is not readable from this installation")
+    return data.decode("utf-8")
 
 
 @cache

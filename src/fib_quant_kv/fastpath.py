@@ -176,11 +176,10 @@ class _Compiled:
                 b"(" + b"|".join(re.escape(t) for t in cbor_texts) + b")",
                 cbor_texts.__getitem__,
             )
-        self.json_pattern = re.compile(
-            b"\\{" + b",".join(k + b":" + v for k, v in json_parts) + b"\\}"
-        )
+        # The patterns' sources; each is compiled when first used (see `_pattern`).
+        self.json_source = b"\\{" + b",".join(k + b":" + v for k, v in json_parts) + b"\\}"
         spaced = (_WS + b"," + _WS).join(k + _WS + b":" + _WS + v for k, v in json_parts)
-        self.spaced_json_pattern = re.compile(_WS + b"\\{" + _WS + spaced + _WS + b"\\}" + _WS)
+        self.spaced_json_source = _WS + b"\\{" + _WS + spaced + _WS + b"\\}" + _WS
         self.json_values = json_values
         self.template = "{" + ",".join(template) + "}"
         # The same as bytes, filled with the JSON pattern's groups as matched: the pattern has
@@ -191,15 +190,31 @@ class _Compiled:
         # CBOR orders keys by their encoded bytes; the fields keep the contract's order.
         cbor_keys = sorted(cbor_by_key)
         self.cbor_header = 0xA0 + len(names)
-        self.cbor_pattern = re.compile(
-            re.escape(bytes([self.cbor_header]))
-            + b"".join(re.escape(k) + cbor_by_key[k][0] for k in cbor_keys),
-            re.DOTALL,
+        self.cbor_source = re.escape(bytes([self.cbor_header])) + b"".join(
+            re.escape(k) + cbor_by_key[k][0] for k in cbor_keys
         )
         # The groups come in key order: put back in field order, then converted.
         order = [_cbor_text(name) for name in names]
         self.to_field_order = operator.itemgetter(*[cbor_keys.index(k) for k in order])
         self.cbor_values = [cbor_by_key[k][1] for k in order]
+
+    # Compiled on first use: together they take milliseconds to compile, and a run over one
+    # document needs one of them (a command's start-up is most of a single-file run).
+
+    @functools.cached_property
+    def json_pattern(self) -> re.Pattern[bytes]:
+        """Compact JSON in field order: canonical as it stands."""
+        return re.compile(self.json_source)
+
+    @functools.cached_property
+    def spaced_json_pattern(self) -> re.Pattern[bytes]:
+        """JSON in field order with whitespace between tokens."""
+        return re.compile(self.spaced_json_source)
+
+    @functools.cached_property
+    def cbor_pattern(self) -> re.Pattern[bytes]:
+        """Deterministic CBOR (the argument bytes may be any byte, newline included)."""
+        return re.compile(self.cbor_source, re.DOTALL)
 
     @functools.cached_property
     def maker(self) -> _ModelMaker:

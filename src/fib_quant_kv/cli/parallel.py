@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import io
 import os
-import pickle
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -63,6 +62,8 @@ def judge(
     make_reporter: Callable[[TextIO, TextIO], Reporter],
 ) -> None:
     """Judge `items` with `run`, the later half in a child, reporting in order to `reporter`."""
+    import pickle  # here, not at the top: only a run this large pays for the import
+
     half = len(items) // 2
     first, second = items[:half], items[half:]
     sys.stdout.flush()
