@@ -176,7 +176,9 @@ def assert_decodes_as_read(data: bytes) -> None:
         validated = strict(data)
         assert validated is not None
         assert_made_as_validated(model, validated)
-        assert_made_as_validated(model_of(contract, fields), validated)
+        remade, held = model_of(contract, fields)
+        assert_made_as_validated(remade, validated)
+        assert all(map(operator.is_, held, remade.__dict__.values()))
         # The made fields are the model's own values (the proof's snapshot holds them).
         assert all(map(operator.is_, made_fields, model.__dict__.values()))
         assert made_fields == fields

@@ -233,9 +233,15 @@ for _compiled in _COMPILED.values():
     _BY_CBOR_HEADER.setdefault(_compiled.cbor_header, []).append(_compiled)
 
 
-def _match_json(data: bytes) -> tuple[_Compiled, re.Match[bytes], bool] | None:
-    """The contract whose pattern a JSON document matches, the match, and whether the bytes
-    are compact (and so already canonical).
+def _compact(data: bytes) -> _Compiled | None:
+    """The contract compact JSON names by the marker it starts with (canonical JSON does)."""
+    if not data.startswith(_JSON_PREFIX):
+        return None
+    return _COMPILED.get(data[len(_JSON_PREFIX) : data.find(b'"', len(_JSON_PREFIX))])
+
+
+def read_json(data: bytes) -> FastRead | None:
+    """The contract, fields and canonical JSON of a JSON document in field order, or None.
 
     Compact JSON (as the reference writes it) is recognised first, by the marker it starts
     with; then the same fields spaced out, as a pretty printer writes them.
@@ -243,51 +249,32 @@ def _match_json(data: bytes) -> tuple[_Compiled, re.Match[bytes], bool] | None:
     # Whitespace is unbounded in JSON: the strict path's size limit holds here too.
     if len(data) > MAX_DOCUMENT_BYTES:
         return None
-    if data.startswith(_JSON_PREFIX):
-        end = data.find(b'"', len(_JSON_PREFIX))
-        compiled = _COMPILED.get(data[len(_JSON_PREFIX) : end])
-        match = None if compiled is None else compiled.json_pattern.fullmatch(data)
-        if match is not None:
-            assert compiled is not None
-            return compiled, match, True
+    compiled = _compact(data)
+    match = None if compiled is None else compiled.json_pattern.fullmatch(data)
+    if compiled is not None and match is not None:
+        fields = compiled.fields(map(operator.call, compiled.json_values, match.groups()))
+        return compiled.contract, fields, data
     for compiled in _COMPILED.values():
         match = compiled.spaced_json_pattern.fullmatch(data)
         if match is not None:
-            return compiled, match, False
+            groups = match.groups()
+            fields = compiled.fields(map(operator.call, compiled.json_values, groups))
+            return compiled.contract, fields, compiled.json_template % groups
     return None
 
 
-def _match_cbor(data: bytes) -> tuple[_Compiled, re.Match[bytes]] | None:
-    """The contract whose pattern a deterministic CBOR document matches, and the match."""
+def read_cbor(data: bytes) -> FastRead | None:
+    """The contract, fields and canonical JSON of a document in deterministic v1 CBOR, or None."""
     # No size check is needed: the patterns admit only a few hundred bytes, and a longer input
     # fails them within its first few hundred.
     for compiled in _BY_CBOR_HEADER.get(data[0], ()) if data else ():
         match = compiled.cbor_pattern.fullmatch(data)
         if match is not None:
-            return compiled, match
+            groups = compiled.to_field_order(match.groups())
+            fields = compiled.fields(map(operator.call, compiled.cbor_values, groups))
+            # canonical_of's template, from the contract in hand.
+            return compiled.contract, fields, (compiled.template % fields).encode("ascii")
     return None
-
-
-def read_json(data: bytes) -> FastRead | None:
-    """The contract, fields and canonical JSON of a JSON document in field order, or None."""
-    found = _match_json(data)
-    if found is None:
-        return None
-    compiled, match, compact = found
-    groups = match.groups()
-    fields = compiled.fields(map(operator.call, compiled.json_values, groups))
-    return compiled.contract, fields, data if compact else compiled.json_template % groups
-
-
-def read_cbor(data: bytes) -> FastRead | None:
-    """The contract, fields and canonical JSON of a document in deterministic v1 CBOR, or None."""
-    found = _match_cbor(data)
-    if found is None:
-        return None
-    compiled, match = found
-    groups = compiled.to_field_order(match.groups())
-    fields = compiled.fields(map(operator.call, compiled.cbor_values, groups))
-    return compiled.contract, fields, canonical_of(compiled.contract, fields)
 
 
 # A model made from a match, its fields (as the rules read them) and its canonical JSON where it
@@ -298,27 +285,37 @@ Made: TypeAlias = "tuple[Document, DocumentFields, bytes | None]"
 def decode_json(data: bytes) -> Made | None:
     """The model and fields of a JSON document in field order, or None: what `read_json`
     reads, the model made without validating it again."""
-    found = _match_json(data)
-    if found is None:
+    # read_json's steps, each reader written out: a shared one would cost every document a call.
+    if len(data) > MAX_DOCUMENT_BYTES:
         return None
-    compiled, match, compact = found
-    groups = match.groups()
-    maker = compiled.maker
-    fields = compiled.fields(map(operator.call, maker.json_values, groups))
-    return maker.make(fields), fields, data if compact else compiled.json_template % groups
+    compiled = _compact(data)
+    match = None if compiled is None else compiled.json_pattern.fullmatch(data)
+    if compiled is not None and match is not None:
+        maker = compiled.maker
+        fields = compiled.fields(map(operator.call, maker.json_values, match.groups()))
+        return maker.make(fields), fields, data
+    for compiled in _COMPILED.values():
+        match = compiled.spaced_json_pattern.fullmatch(data)
+        if match is not None:
+            groups = match.groups()
+            maker = compiled.maker
+            fields = compiled.fields(map(operator.call, maker.json_values, groups))
+            return maker.make(fields), fields, compiled.json_template % groups
+    return None
 
 
 def decode_cbor(data: bytes) -> Made | None:
     """The model and fields of a document in deterministic v1 CBOR, or None: what `read_cbor`
     reads, the model made without validating it again."""
-    found = _match_cbor(data)
-    if found is None:
-        return None
-    compiled, match = found
-    maker = compiled.maker
-    groups = compiled.to_field_order(match.groups())
-    fields = compiled.fields(map(operator.call, maker.cbor_values, groups))
-    return maker.make(fields), fields, None
+    # read_cbor's steps, written out as decode_json's are.
+    for compiled in _BY_CBOR_HEADER.get(data[0], ()) if data else ():
+        match = compiled.cbor_pattern.fullmatch(data)
+        if match is not None:
+            maker = compiled.maker
+            groups = compiled.to_field_order(match.groups())
+            fields = compiled.fields(map(operator.call, maker.cbor_values, groups))
+            return maker.make(fields), fields, None
+    return None
 
 
 def canonical_of(contract: Contract, fields: DocumentFields) -> bytes:
@@ -392,6 +389,9 @@ class _ModelMaker:
             # An int's bounds and a Literal's (the marker's) value are the pattern's to prove.
             elif kind is not int and get_origin(kind) is not Literal:
                 raise ValueError(f"{contract.model_name}.{name}: a type the maker cannot make")
+        # The enum fields by position, for plain fields to be given their members.
+        self.members_at = [(names.index(name), members) for name, members in self.members.items()]
+        self.view = compiled.fields
 
         def members_of(name: str, texts: dict[str, dict[bytes, str]]) -> Callable[[bytes], object]:
             """A converter for a field's matched text that gives its enum member directly."""
@@ -420,13 +420,15 @@ class _ModelMaker:
         self.set_private(made, None)
         return made
 
-    def of_fields(self, fields: DocumentFields) -> Document:
-        """The model of the fields `read_json` or `read_cbor` gave (enum fields as strings)."""
+    def of_fields(self, fields: DocumentFields) -> tuple[Document, DocumentFields]:
+        """The model of the fields `read_json` or `read_cbor` gave (enum fields as strings),
+        and its fields as it holds them (enum fields as members)."""
         # The fields are the contract's named tuple: a tuple, read by attribute.
-        values = dict(zip(self.names, cast("tuple[object, ...]", fields), strict=True))
-        for name, members in self.members.items():
-            values[name] = members[values[name]]
-        return self.make(tuple(values.values()))  # type: ignore[arg-type]  # a tuple of them
+        values = list(cast("tuple[object, ...]", fields))
+        for index, members in self.members_at:
+            values[index] = members[values[index]]
+        held = self.view(values)
+        return self.make(held), held
 
 
 def fields_of(contract: Contract, values: Iterable[object]) -> DocumentFields:
@@ -434,9 +436,9 @@ def fields_of(contract: Contract, values: Iterable[object]) -> DocumentFields:
     return _BY_MARKER[contract.marker].fields(values)
 
 
-def model_of(contract: Contract, fields: DocumentFields) -> Document:
-    """The model of a document's fields as `read_json` or `read_cbor` gave them: proven
-    already, so made without validating them again."""
+def model_of(contract: Contract, fields: DocumentFields) -> tuple[Document, DocumentFields]:
+    """The model of a document's fields as `read_json` or `read_cbor` gave them (proven
+    already, so made without validating them again), and its fields as the model holds them."""
     return _BY_MARKER[contract.marker].maker.of_fields(fields)
 
 

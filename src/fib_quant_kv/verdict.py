@@ -365,7 +365,7 @@ class Verdict:
         """The model of the document, if its structure is valid (built on first use)."""
         if self._document is None and self._canonical is not None:
             contract, fields, canonical = self._canonical
-            self._document = remember(model_of(contract, fields), canonical)
+            self._document = _remember(*model_of(contract, fields), canonical)
         return self._document
 
     @property
@@ -458,9 +458,9 @@ class Checker:
         """The shape layouts and geometries are checked against, if any (built on first use)."""
         fields, canonical = self._shape, self._shape_canonical
         if self._shape_model is None and fields is not None and canonical is not None:
-            model = model_of(CONTRACTS[SHAPE_SCHEMA], fields)
+            model, held = model_of(CONTRACTS[SHAPE_SCHEMA], fields)
             assert isinstance(model, _shape_class())  # the marker said so
-            self._shape_model = remember(model, canonical)
+            self._shape_model = _remember(model, held, canonical)
         return self._shape_model
 
     @property
