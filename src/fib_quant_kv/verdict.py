@@ -13,6 +13,7 @@ afresh.
 
 from __future__ import annotations
 
+import functools
 import operator
 import weakref
 from collections.abc import Iterable, Iterator
@@ -83,11 +84,12 @@ class _Proof:
         self.own: list[Violation] | None = None
 
 
-# Proofs by the model's id. A weak reference without a callback is cheap to make; entries of
-# models that are gone are swept when the table has doubled since the last sweep, so its size
-# stays within twice the number of live proven models, at constant cost per entry.
+# Proofs by the model's id, each dropped as its model is freed: the weak reference's callback
+# is the table's own pop of that id (a C-level call, no Python frame), run while the model is
+# being freed, before its id can be another object's. So the table holds live models only,
+# whatever the caller keeps, and the memory of models that are gone is freed with them.
 _PROOFS: dict[int, _Proof] = {}
-_sweep_at = 1024
+_forget = _PROOFS.pop
 
 
 def remember(model: D, canonical: bytes | None = None) -> D:
@@ -97,15 +99,11 @@ def remember(model: D, canonical: bytes | None = None) -> D:
 
 def _remember(model: D, fields: DocumentFields, canonical: bytes | None) -> D:
     """remember, given the model's fields (which the hot path has already)."""
-    global _sweep_at
-    _PROOFS[id(model)] = _Proof(weakref.ref(model), fields, canonical)
-    if len(_PROOFS) > _sweep_at:
-        # A copy of the items (one C-level step), so another thread's insert cannot break the
-        # iteration; pop, so a key another sweep removed first is no error.
-        for key, proof in list(_PROOFS.items()):
-            if proof.ref() is None:
-                _PROOFS.pop(key, None)
-        _sweep_at = max(1024, 2 * len(_PROOFS))
+    key = id(model)
+    # pop(key, ref) when the model is freed: the reference is pop's default, so a key that is
+    # already gone (the model proven again since) is no error.
+    forget = functools.partial(_forget, key)
+    _PROOFS[key] = _Proof(weakref.ref(model, forget), fields, canonical)
     return model
 
 
