@@ -85,9 +85,15 @@ class _Proof:
 
 
 # Proofs by the model's id, each dropped as its model is freed: the weak reference's callback
-# is the table's own pop of that id (a C-level call, no Python frame), run while the model is
+# is the table's own pop of that key (a C-level call, no Python frame), run while the model is
 # being freed, before its id can be another object's. So the table holds live models only,
 # whatever the caller keeps, and the memory of models that are gone is freed with them.
+#
+# The key is the id without its low four bits (id >> 4), which are always zero: objects are
+# 16-byte aligned, and two live models lie further apart than that. An int hashes to itself
+# and a dict probes from the low bits; with them all zero, and entries coming and going as
+# models do, a lookup walked long chains of freed slots (object.__hash__ rotates an address
+# for the same reason).
 _PROOFS: dict[int, _Proof] = {}
 _forget = _PROOFS.pop
 
@@ -99,7 +105,7 @@ def remember(model: D, canonical: bytes | None = None) -> D:
 
 def _remember(model: D, fields: DocumentFields, canonical: bytes | None) -> D:
     """remember, given the model's fields (which the hot path has already)."""
-    key = id(model)
+    key = id(model) >> 4  # see _PROOFS
     # pop(key, ref) when the model is freed: the reference is pop's default, so a key that is
     # already gone (the model proven again since) is no error.
     forget = functools.partial(_forget, key)
@@ -109,7 +115,7 @@ def _remember(model: D, fields: DocumentFields, canonical: bytes | None) -> D:
 
 def _proof(model: Document) -> _Proof | None:
     """What is remembered of this very model, unless it changed since."""
-    proof = _PROOFS.get(id(model))
+    proof = _PROOFS.get(id(model) >> 4)
     if proof is None or proof.ref() is not model:
         return None
     # The very objects it held when proven: equal values are not enough (True == 1, 128.0 ==
@@ -132,7 +138,7 @@ def _prove(model: Document, contract: Contract) -> tuple[_Proof | None, Structur
     found = check_structure(dict(model), contract)
     if found.violations:
         return None, found
-    return _PROOFS[id(remember(model))], None
+    return _PROOFS[id(remember(model)) >> 4], None
 
 
 # Models ------------------------------------------------------------------------------------
