@@ -1,4 +1,4 @@
-"""The hot path for documents in field order, trusted only where it provably equals the strict path.
+"""The hot path for documents in field order, held by tests to what the strict path reads.
 
 Most documents arrive as the reference, this package or a pretty printer writes them: JSON in
 field order (compact, which is already canonical, or spaced out), or RFC 8949 deterministic
@@ -6,9 +6,10 @@ CBOR. For those, one regular expression compiled from the contract's schema does
 C-level pass, everything the strict decoder and the structural stage would do: it chooses the
 contract, and proves every field present once, of its type, within its bounds, and nothing
 else there. Its groups are the field values, so the rules read them without a model (or
-pydantic) being needed. Anything the patterns do not match (other orders, escapes, wider
-encodings, numbers near a bound) returns None and takes the strict path, which accepts what
-is valid and explains what is not.
+pydantic) being needed, and `decode` makes its model from them without validating again.
+Anything the patterns do not match (other orders, escapes, wider encodings, numbers near a
+bound) returns None and takes the strict path, which accepts what is valid and explains what
+is not.
 """
 
 from __future__ import annotations
@@ -176,7 +177,7 @@ class _Compiled:
                 b"(" + b"|".join(re.escape(t) for t in cbor_texts) + b")",
                 cbor_texts.__getitem__,
             )
-        # The patterns' sources; each is compiled when first used (see `_pattern`).
+        # The patterns' sources; each is compiled when first used (the properties below).
         self.json_source = b"\\{" + b",".join(k + b":" + v for k, v in json_parts) + b"\\}"
         spaced = (_WS + b"," + _WS).join(k + _WS + b":" + _WS + v for k, v in json_parts)
         self.spaced_json_source = _WS + b"\\{" + _WS + spaced + _WS + b"\\}" + _WS
@@ -351,9 +352,9 @@ class _ModelMaker:
     would only repeat it. The instance gets what `model_construct` gives it (its fields in
     order, all of them set, no extra and no private values) without `model_construct`'s
     per-field loop or a second parse. A model whose validation could do more (a validator, a
-    default, a post-init hook, private attributes, a type other than int, Literal or enum)
-    stops the import instead; tests hold every made model equal, type for type, to the one
-    pydantic validates.
+    post-init hook, private attributes, a field of another type than int, Literal or enum)
+    is refused with a ValueError when its maker is first made, as the tests make it; and they
+    hold every made model equal, type for type, to the one pydantic validates.
     """
 
     def __init__(self, compiled: _Compiled) -> None:
