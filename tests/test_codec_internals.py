@@ -206,7 +206,7 @@ def test_fast_path_declines_what_is_outside_its_subset(data: bytes, want: Any, w
     [
         pytest.param(
             b"\xa1\x61a\x65ab",
-            "truncated: an item claims 5 bytes, 2 remain (at byte 4)",
+            "truncated: an item claims 5 bytes, 2 bytes remain (at byte 4)",
             "/a",
             id="text-claims-more",
         ),
@@ -280,8 +280,14 @@ def test_fast_path_declines_what_is_outside_its_subset(data: bytes, want: Any, w
             id="map-claims-two-pairs-in-three-bytes",
         ),
         pytest.param(
+            b"\xa1\x00",
+            "truncated: claims 1 pair, 1 byte remains (at byte 1)",
+            "",
+            id="map-claims-one-pair-in-one-byte",
+        ),
+        pytest.param(
             b"\xa1\x61a\x82\x00",
-            "truncated: claims 2 items, 1 bytes remain (at byte 4)",
+            "truncated: claims 2 items, 1 byte remains (at byte 4)",
             "/a",
             id="array-claims-in-a-map",
         ),

@@ -810,15 +810,25 @@ def test_unreadable_paths(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("data", "fragment"),
     [
-        (b"", "not JSON"),
-        (b"not json", "not JSON"),
-        (b'{"num_hidden_layers": 2,', "not JSON"),
-        (b"\xff\xfe{}", "not JSON"),
+        (b"", "not JSON at line 1 column 1: expecting value"),
+        (b"not json", "not JSON at line 1 column 1: expecting value"),
+        (b'{"num_hidden_layers": 2,', "not JSON at line 1 column 25: expecting property name"),
+        (b'{"model_type": "\xc3\x28"}', "invalid UTF-8 at byte 16: expected JSON text"),
+        (b"\xff\xfe{}", "not JSON at line 1 column 1"),  # a UTF-16 byte order mark
         (b"[1, 2]", "expected a JSON object"),
         (b'"config"', "expected a JSON object"),
-        (b"[" * 100_000, "not JSON"),
+        (b"[" * 100_000, "nested too deeply"),
     ],
-    ids=["empty", "text", "truncated", "invalid-utf8", "array", "string", "deep-nesting"],
+    ids=[
+        "empty",
+        "text",
+        "truncated",
+        "invalid-utf8",
+        "utf16-bom",
+        "array",
+        "string",
+        "deep-nesting",
+    ],
 )
 def test_a_file_that_is_not_a_json_object(tmp_path: Path, data: bytes, fragment: str) -> None:
     path = tmp_path / "config.json"

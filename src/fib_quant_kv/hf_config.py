@@ -776,10 +776,18 @@ def parse_config(raw: bytes, path: str | None = None) -> dict[str, Any]:
     """The bytes of a config.json as a mapping."""
     if len(raw) > MAX_DOCUMENT_BYTES:
         raise ConfigError(f"larger than {MAX_DOCUMENT_BYTES} bytes", path=path)
+    # The standard parser, not the contracts' strict one: a config is transformers' to judge,
+    # and it reads configs this way. Its errors are said as the contracts' codec says them.
     try:
         loaded = json.loads(raw)
-    except (ValueError, RecursionError) as exc:
-        raise ConfigError(f"not JSON: {exc}", path=path) from None
+    except UnicodeDecodeError as exc:
+        message = f"invalid {exc.encoding.upper()} at byte {exc.start}: expected JSON text"
+        raise ConfigError(message, path=path) from None
+    except json.JSONDecodeError as exc:
+        message = f"not JSON at line {exc.lineno} column {exc.colno}: {exc.msg.lower()}"
+        raise ConfigError(message, path=path) from None
+    except RecursionError:
+        raise ConfigError("not JSON this parser can read: nested too deeply", path=path) from None
     if not isinstance(loaded, dict):
         raise ConfigError("expected a JSON object", path=path)
     return loaded

@@ -25,6 +25,15 @@ _FLOAT_FORMATS = {25: ">e", 26: ">f", 27: ">d"}
 _SIMPLE = {20: False, 21: True, 22: None}
 
 
+def _counted(count: int, noun: str) -> str:
+    """A count and its noun, in the singular for one."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+def _bytes_remain(count: int) -> str:
+    return "1 byte remains" if count == 1 else f"{count} bytes remain"
+
+
 class _Reader:
     __slots__ = ("data", "document", "pos")
 
@@ -43,9 +52,8 @@ class _Reader:
     def take(self, n: int, path: tuple[str | int, ...]) -> bytes:
         end = self.pos + n
         if end > len(self.data):
-            raise self.fail(
-                f"truncated: an item claims {n} bytes, {len(self.data) - self.pos} remain", path
-            )
+            left = _bytes_remain(len(self.data) - self.pos)
+            raise self.fail(f"truncated: an item claims {_counted(n, 'byte')}, {left}", path)
         chunk = self.data[self.pos : end]
         self.pos = end
         return chunk
@@ -92,11 +100,8 @@ class _Reader:
             # refused before anything is allocated for it.
             remaining = len(self.data) - self.pos
             if (arg if major == 4 else 2 * arg) > remaining:
-                raise self.fail(
-                    f"truncated: claims {arg} {'items' if major == 4 else 'pairs'}, "
-                    f"{remaining} bytes remain",
-                    path,
-                )
+                claimed = _counted(arg, "item" if major == 4 else "pair")
+                raise self.fail(f"truncated: claims {claimed}, {_bytes_remain(remaining)}", path)
             if major == 4:
                 return [self.item((*path, i), depth + 1) for i in range(arg)]
             return self.map(arg, path, depth)
