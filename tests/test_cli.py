@@ -244,6 +244,7 @@ def test_digest_of_an_invalid_document_exits_1(
     assert code == 1
     assert out == ""
     assert f"{doc}::/dim_stride: only canonical contiguous kv layout" in err
+    assert err.endswith(" [layout.canonical]\n")  # the id, as validate gives it
 
 
 def test_convert_round_trip_and_atomic_output(

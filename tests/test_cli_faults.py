@@ -182,7 +182,7 @@ def test_layout_and_geometry_given_a_layout_name_the_document_not_an_option(cli:
         assert code == 1
         assert err == (
             f"{layout}::/schema_version: expected a fib_quant_kv_tensor_shape_v1 (a shape), "
-            "got a fib_quant_kv_cache_layout_v1\n"
+            "got a fib_quant_kv_cache_layout_v1 [schema.marker]\n"
         )
     code, _, err = cli(
         "geometry", KEY_SHAPE, "--tokens-per-page", "9000", "--encoded-block-bytes", "9"

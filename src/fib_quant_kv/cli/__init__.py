@@ -298,7 +298,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code = handler(args)
     except FibQuantKvError as exc:
-        _say(str(exc))
+        # As validate reports a violation: with the id `fib-quant-kv rule` explains.
+        _say(f"{exc} [{exc.rule}]" if exc.rule else str(exc))
         code = EXIT_INVALID
     except (Unusable, UnreadablePath) as exc:
         _say(f"fib-quant-kv: {exc}")
