@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import operator
+import pickle
 from collections.abc import Callable
 from typing import Any
 
@@ -215,6 +217,21 @@ def test_decode_keeps_compact_json_as_its_canonical_json_and_writes_cbors_when_a
     assert made is not None
     assert made[2] is None
     assert canonical_of(CONTRACTS[SHAPE.schema_version], made[1]) == SHAPE_JSON
+
+
+@pytest.mark.parametrize("doc", VALID_DOCS, ids=lambda d: d.schema_version)
+def test_a_made_model_pickles_copies_and_changes_as_a_validated_one(doc: Document) -> None:
+    for data in (fqk.encode(doc), fqk.encode(doc, "cbor")):
+        made = fqk.decode(data)
+        assert pickle.loads(pickle.dumps(made)) == made
+        assert copy.copy(made) == made
+        assert copy.deepcopy(made) == made
+        assert made.model_dump() == doc.model_dump()
+        name = next(k for k, v in made.model_dump().items() if isinstance(v, int))
+        changed = made.model_copy(update={name: -1})
+        assert made.model_fields_set == changed.model_fields_set == set(made.model_dump())
+        with pytest.raises(fqk.SchemaError):  # a copy changed in code is checked afresh
+            fqk.digest(changed, None if isinstance(doc, fqk.KvTensorShapeV1) else SHAPE)  # type: ignore[arg-type]
 
 
 class _Checked(fqk.KvTensorShapeV1):
