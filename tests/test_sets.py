@@ -569,19 +569,21 @@ def test_a_run_split_across_two_processes_says_what_one_process_says(
 
 
 @pytest.mark.parametrize("split", [False, True])
-def test_a_set_check_reads_no_document_the_run_has_judged(
+def test_a_run_reads_each_document_once(
     cli: Cli, models: Path, monkeypatch: pytest.MonkeyPatch, split: bool
 ) -> None:
-    # The set's check takes what judging each document found (from the other process too,
-    # when the run is split), rather than read and decode it again.
+    # A shape read to judge a layout is judged from those bytes, and the set's check takes
+    # what judging each document found (from the other process too, when the run is split).
     from fib_quant_kv import sets
     from fib_quant_kv.cli import parallel
 
+    reads: list[str] = []
     checking: list[str] = []
     read_by_check: list[str] = []
     read, check_set = sets.Files.read, sets.Run.check_set
 
     def counted(self: sets.Files, path: str) -> bytes:
+        reads.append(path)
         if checking:
             read_by_check.append(path)
         return read(self, path)
@@ -600,6 +602,10 @@ def test_a_set_check_reads_no_document_the_run_has_judged(
     assert code == 0
     assert [r["valid"] for r in records] == [True] * 12
     assert read_by_check == []
+    documents = [str(p) for p in models.glob("*/*.json") if p.name != SET_FILE]
+    counts = {path: reads.count(path) for path in documents}
+    # Split, this process reads only its half (and a shape its half pairs with).
+    assert set(counts.values()) <= ({0, 1} if split else {1})
     # Asked for a set file alone, the check reads its documents itself.
     code, records = cli.records(str(models / "llama" / SET_FILE))
     assert code == 0

@@ -463,6 +463,9 @@ class Run:
         # The content of each judged document its folder's set file lists: the set's check
         # takes it from here rather than read and decode the document a second time.
         self.contents: dict[str, Content] = {}
+        # Shape files read for a checker before the run reached them as documents: it takes
+        # their bytes from here, so a file is read once and judged as the bytes it paired by.
+        self._unjudged: dict[str, bytes] = {}
 
     # Pairing --------------------------------------------------------------------------------
 
@@ -477,13 +480,21 @@ class Run:
         known = self._checkers.get(path)
         if known is None:
             try:
-                checker = Checker.for_shape(self.store.read(path), strict=False)
+                data = self.store.read(path)
+                if path not in self.judged:
+                    self._unjudged[path] = data
+                checker = Checker.for_shape(data, strict=False)
             except UnreadablePath as exc:
                 missing = MISSING.at("", f"{path}: cannot read: {exc.reason}")
                 checker = Checker.unusable([missing])
             known = checker, Bound(path, checker.shape_digest)
             self._checkers[path] = known
         return known
+
+    def _read(self, path: str) -> bytes:
+        """A document's bytes: as a checker read them already, or from the store."""
+        data = self._unjudged.pop(path, None)
+        return self.store.read(path) if data is None else data
 
     def shapes_for(self, path: str, kind: str) -> tuple[list[str], str]:
         """The shapes a layout or geometry at this path is judged against, and where they came
@@ -606,7 +617,7 @@ class Run:
                 self.folders[posixpath.dirname(item.path)] = None
                 continue
             try:
-                data = self.store.read(item.path)
+                data = self._read(item.path)
             except UnreadablePath as exc:
                 yield Finding(item.path, unreadable=exc.reason)
                 continue
@@ -639,7 +650,7 @@ class Run:
                 if dependent in self.judged:
                     continue
                 try:
-                    data = self.store.read(dependent)
+                    data = self._read(dependent)
                 except UnreadablePath as exc:
                     yield Finding(dependent, unreadable=exc.reason)
                     continue
@@ -676,7 +687,7 @@ class Run:
                 found = self.contents[entry.path]
             else:
                 try:
-                    data = self.store.read(entry.path)
+                    data = self._read(entry.path)
                 except UnreadablePath as exc:
                     finding.violations.append(
                         MISSING.at(f"{where}/path", f"{entry.path}: {exc.reason}")
