@@ -572,11 +572,21 @@ def test_a_run_split_across_two_processes_says_what_one_process_says(
 def test_a_run_reads_each_document_once(
     cli: Cli, models: Path, monkeypatch: pytest.MonkeyPatch, split: bool
 ) -> None:
-    # A shape read to judge a layout is judged from those bytes, and the set's check takes
-    # what judging each document found (from the other process too, when the run is split).
-    from fib_quant_kv import sets
+    # A shape read to judge a layout is judged from those bytes and that decoding, and the
+    # set's check takes what judging each document found (from the other process too, when the
+    # run is split).
+    from fib_quant_kv import sets, verdict
     from fib_quant_kv.cli import parallel
 
+    decoded: list[bytes] = []
+    decode = verdict.read
+
+    def counted_decode(data: bytes, encoding: Any = None) -> Any:
+        decoded.append(data)
+        return decode(data, encoding)
+
+    monkeypatch.setattr(sets, "read", counted_decode)
+    monkeypatch.setattr(verdict, "read", counted_decode)  # as Checker.for_shape calls it
     reads: list[str] = []
     checking: list[str] = []
     read_by_check: list[str] = []
@@ -606,6 +616,7 @@ def test_a_run_reads_each_document_once(
     counts = {path: reads.count(path) for path in documents}
     # Split, this process reads only its half (and a shape its half pairs with).
     assert set(counts.values()) <= ({0, 1} if split else {1})
+    assert len(decoded) == sum(counts.values())  # and decodes each once, the set files aside
     # Asked for a set file alone, the check reads its documents itself.
     code, records = cli.records(str(models / "llama" / SET_FILE))
     assert code == 0

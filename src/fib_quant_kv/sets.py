@@ -464,8 +464,9 @@ class Run:
         # takes it from here rather than read and decode the document a second time.
         self.contents: dict[str, Content] = {}
         # Shape files read for a checker before the run reached them as documents: it takes
-        # their bytes from here, so a file is read once and judged as the bytes it paired by.
-        self._unjudged: dict[str, bytes] = {}
+        # their bytes and reading from here, so a file is read and decoded once, and judged as
+        # the bytes it paired by.
+        self._unjudged: dict[str, tuple[bytes, Reading]] = {}
 
     # Pairing --------------------------------------------------------------------------------
 
@@ -481,9 +482,10 @@ class Run:
         if known is None:
             try:
                 data = self.store.read(path)
+                reading = read(data)
                 if path not in self.judged:
-                    self._unjudged[path] = data
-                checker = Checker.for_shape(data, strict=False)
+                    self._unjudged[path] = data, reading
+                checker = Checker.for_reading(reading, strict=False)
             except UnreadablePath as exc:
                 missing = MISSING.at("", f"{path}: cannot read: {exc.reason}")
                 checker = Checker.unusable([missing])
@@ -491,10 +493,10 @@ class Run:
             self._checkers[path] = known
         return known
 
-    def _read(self, path: str) -> bytes:
-        """A document's bytes: as a checker read them already, or from the store."""
-        data = self._unjudged.pop(path, None)
-        return self.store.read(path) if data is None else data
+    def _read(self, path: str) -> tuple[bytes, Reading | None]:
+        """A document's bytes, and its reading if a checker made one already."""
+        found = self._unjudged.pop(path, None)
+        return (self.store.read(path), None) if found is None else found
 
     def shapes_for(self, path: str, kind: str) -> tuple[list[str], str]:
         """The shapes a layout or geometry at this path is judged against, and where they came
@@ -563,9 +565,12 @@ class Run:
 
     # Judging --------------------------------------------------------------------------------
 
-    def judge(self, path: str, data: bytes, *, named: bool = True) -> Finding | None:
-        """The finding for one document's bytes; None for a walk's file that is no contract."""
-        reading = read(data)
+    def judge(
+        self, path: str, data: bytes, *, named: bool = True, reading: Reading | None = None
+    ) -> Finding | None:
+        """The finding for one document's bytes (read already, if `reading` is given); None
+        for a walk's file that is no contract."""
+        reading = read(data) if reading is None else reading
         contract = reading_contract(reading)
         if contract is None and not named and not CONTRACT_NAME.search(path):
             self.skipped += 1
@@ -617,11 +622,11 @@ class Run:
                 self.folders[posixpath.dirname(item.path)] = None
                 continue
             try:
-                data = self._read(item.path)
+                data, reading = self._read(item.path)
             except UnreadablePath as exc:
                 yield Finding(item.path, unreadable=exc.reason)
                 continue
-            finding = self.judge(item.path, data, named=item.named)
+            finding = self.judge(item.path, data, named=item.named, reading=reading)
             if finding is None:
                 continue
             if item.path != STDIN:
@@ -650,11 +655,11 @@ class Run:
                 if dependent in self.judged:
                     continue
                 try:
-                    data = self._read(dependent)
+                    data, reading = self._read(dependent)
                 except UnreadablePath as exc:
                     yield Finding(dependent, unreadable=exc.reason)
                     continue
-                finding = self.judge(dependent, data)
+                finding = self.judge(dependent, data, reading=reading)
                 if finding is not None:
                     finding.dependent_of = shape_path
                     self.folders[posixpath.dirname(dependent)] = None
@@ -687,13 +692,13 @@ class Run:
                 found = self.contents[entry.path]
             else:
                 try:
-                    data = self._read(entry.path)
+                    data, reading = self._read(entry.path)
                 except UnreadablePath as exc:
                     finding.violations.append(
                         MISSING.at(f"{where}/path", f"{entry.path}: {exc.reason}")
                     )
                     continue
-                found = _content(read(data))
+                found = _content(read(data) if reading is None else reading)
             if found is None:
                 finding.violations.append(
                     KIND.at(

@@ -67,7 +67,7 @@ __all__ = [
 class _Proof:
     """A model whose schema holds: its field values then, and what was learnt of it since."""
 
-    __slots__ = ("canonical", "fields", "own", "ref", "values")
+    __slots__ = ("canonical", "fields", "own", "ref")
 
     def __init__(
         self, ref: weakref.ref[Any], fields: DocumentFields, canonical: bytes | None
@@ -75,9 +75,8 @@ class _Proof:
         self.ref = ref
         # The values as the hot path's fields (the contract's named tuple): the rules read them
         # there, at a tuple's speed, where a pydantic model's every attribute read passes its
-        # __getattr__ hook. The same object as a tuple: the snapshot the model is held to.
+        # __getattr__ hook; as a tuple, they are the snapshot the model is held to.
         self.fields = fields
-        self.values: tuple[object, ...] = fields  # type: ignore[assignment]
         # Its canonical JSON, once known (the hot path knows it from the bytes).
         self.canonical = canonical
         # A shape's own rule violations, once run: they depend on nothing else.
@@ -121,7 +120,8 @@ def _proof(model: Document) -> _Proof | None:
     # The very objects it held when proven: equal values are not enough (True == 1, 128.0 ==
     # 128), and the snapshot keeps them alive, so an identity cannot be reused.
     now = model.__dict__
-    if len(now) != len(proof.values) or not all(map(operator.is_, now.values(), proof.values)):
+    held: tuple[object, ...] = proof.fields  # type: ignore[assignment]  # a named tuple
+    if len(now) != len(held) or not all(map(operator.is_, now.values(), held)):
         return None
     return proof
 
@@ -426,7 +426,11 @@ class Checker:
         A shape the hot path reads is kept as plain fields, so checking documents against it
         builds no model unless `shape` is asked for.
         """
-        reading = read(data, encoding)
+        return cls.for_reading(read(data, encoding), strict=strict)
+
+    @classmethod
+    def for_reading(cls, reading: Reading, *, strict: bool = True) -> Checker:
+        """A checker for the shape a document already read encodes (see `for_shape`)."""
         checker = cls()
         if isinstance(reading, tuple):
             contract, fields, canonical = reading
