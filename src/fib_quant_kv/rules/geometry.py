@@ -7,23 +7,14 @@ from typing import Literal, Protocol
 
 from fib_quant_kv.contracts import PAGE_GEOMETRY_SCHEMA
 from fib_quant_kv.errors import Rule, Violation
-from fib_quant_kv.rules.shape import ShapeFields
+from fib_quant_kv.rules.shape import ShapeFields, shape_valid_rule
 
 U32_MAX = (1 << 32) - 1
 F32_BYTES = 4
 
 # The reference's PageGeometry.validate_for_shape(shape), in its order (after decoding, the
 # schema, and the shape's own rules).
-SHAPE_VALID = Rule(
-    "geometry.shape_valid",
-    # The shape's own category: its rules', or its decoding's or schema's, or the set's when
-    # its file cannot be read.
-    ("corrupt_payload", "resource_limit_exceeded", "decode", "schema", "set"),
-    3,
-    "The shape the geometry is judged against is itself valid; nothing about the geometry "
-    "can be judged against a broken shape. Reported with the shape's own category.",
-    breaks_shape={"attention_kind": "mha"},
-)
+SHAPE_VALID = shape_valid_rule("geometry")
 MARKER = Rule(
     "geometry.schema_version",
     ("corrupt_payload",),

@@ -8,7 +8,7 @@ from typing import Final, Literal, Protocol
 
 from fib_quant_kv.contracts import LAYOUT_SCHEMA, SHAPE_SCHEMA
 from fib_quant_kv.errors import Rule, Violation
-from fib_quant_kv.rules.shape import ShapeFields
+from fib_quant_kv.rules.shape import ShapeFields, shape_valid_rule
 
 STRIDE_FIELDS = ("batch_stride", "layer_stride", "head_stride", "token_stride", "dim_stride")
 _strides = operator.attrgetter(*STRIDE_FIELDS)
@@ -17,16 +17,7 @@ _NOT_CANONICAL = "only canonical contiguous kv layout is supported by the CPU re
 
 # The reference's Layout.validate_for_shape(shape), in its order (after decoding, the schema,
 # and the shape's own rules).
-SHAPE_VALID = Rule(
-    "layout.shape_valid",
-    # The shape's own category: its rules', or its decoding's or schema's, or the set's when
-    # its file cannot be read.
-    ("corrupt_payload", "resource_limit_exceeded", "decode", "schema", "set"),
-    3,
-    "The shape the layout is judged against is itself valid; nothing about the layout "
-    "can be judged against a broken shape. Reported with the shape's own category.",
-    breaks_shape={"attention_kind": "mha"},
-)
+SHAPE_VALID = shape_valid_rule("layout")
 MARKER = Rule(
     "layout.schema_version",
     ("corrupt_payload",),

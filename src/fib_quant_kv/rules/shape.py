@@ -77,6 +77,25 @@ SIZE_OVERFLOW = Rule(
     "integer.",
     breaks={"batch": 4294967295, "layers": 4294967295, "tokens": 4294967295},
 )
+
+
+def shape_valid_rule(kind: str) -> Rule:
+    """The first rule of a layout or geometry (`kind`): the shape it is judged against is valid.
+
+    The reference validates the shape before anything else. Its violations are reported under
+    this rule with the shape's own category: its rules', its decoding's or schema's, or the
+    set's when its file cannot be read.
+    """
+    return Rule(
+        f"{kind}.shape_valid",
+        ("corrupt_payload", "resource_limit_exceeded", "decode", "schema", "set"),
+        3,
+        f"The shape the {kind} is judged against is itself valid; nothing about the {kind} "
+        "can be judged against a broken shape. Reported with the shape's own category.",
+        breaks_shape={"attention_kind": "mha"},
+    )
+
+
 RULES = (
     MARKER,
     COUNTS_NONZERO,
