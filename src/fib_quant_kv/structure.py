@@ -171,14 +171,6 @@ def _model_violations(contract: Contract, value: dict[str, Any]) -> list[Violati
     return []
 
 
-def to_model(value: Any) -> Document:
-    """Build the model for a decoded document; the first schema violation is raised."""
-    found = check_structure(value)
-    if found.model is None:
-        raise found.violations[0].to_error()
-    return found.model
-
-
 def from_fields(build: Callable[P, D], *args: P.args, **kwargs: P.kwargs) -> D:
     """Build a model in code through its validating constructor, remembered as proven.
 
