@@ -76,6 +76,7 @@ def test_both_roles_pass(role: str) -> None:
 
 def test_a_shape_from_a_config_and_its_layout() -> None:
     config = {
+        "model_type": "llama",
         "hidden_size": 64,
         "num_attention_heads": 4,
         "num_hidden_layers": 2,

@@ -10,21 +10,23 @@ import pytest
 
 import fib_quant_kv as fqk
 from fib_quant_kv.cli import main
-from fib_quant_kv.plan import CacheSize, plan_from_hf_config
-from tests.shared import DATA, run
+from fib_quant_kv.hf.plan import Group, plan_from_hf_config
+from tests.shared import CONFIGS, run
 
-CONFIGS = DATA / "hf_configs"
 LLAMA = str(CONFIGS / "llama-3.1-8b.json")
-DEEPSEEK = str(CONFIGS / "deepseek-v2-lite.json")
+GEMMA2 = str(CONFIGS / "gemma-2-2b.json")
 NAMES = ["key_shape", "key_layout", "value_shape", "value_layout", "page_geometry"]
 HEADER = [
-    "cache",
+    "group",
+    "layers",
+    "tokens",
+    "KV heads",
+    "head size",
     "elements",
     "source bytes",
-    "held",
     "raw f32 bytes",
     "pages per stream",
-    "pages in cache",
+    "pages",
     "encoded",
     "ratio",
 ]
@@ -59,12 +61,16 @@ def human(n: int) -> str:
     return f"{size:.1f} TiB"
 
 
-def expected_row(size: CacheSize) -> list[str]:
+def expected_row(group: Group) -> list[str]:
+    size = group.size
     return [
-        size.role,
+        group.name or "all",
+        str(len(group.layers)),
+        str(group.tokens),
+        str(group.key_shape.kv_heads),
+        str(group.key_shape.head_dim),
         f"{size.elements:,}",
         human(size.source_bytes),
-        human(size.held_source_bytes),
         human(size.raw_f32_bytes),
         "-" if size.pages_per_stream is None else f"{size.pages_per_stream:,}",
         "-" if size.pages is None else f"{size.pages:,}",
@@ -224,17 +230,17 @@ def test_plan_without_out_prints_names_and_digests(
     [
         ("llama-3.1-8b.json", ["--tokens", "8192", "--tokens-per-page", "256"]),
         ("qwen2.5-7b.json", ["--tokens", "4097", "--batch", "2", "--tokens-per-page", "128"]),
-        ("gemma-2b.json", ["--tokens", "100", "--dtype", "f32", "--tokens-per-page", "7"]),
+        ("gemma-2-2b.json", ["--tokens", "100", "--dtype", "f32", "--tokens-per-page", "7"]),
+        ("gemma-2-2b.json", ["--tokens", "8192", "--tokens-per-page", "256"]),
     ],
 )
-def test_memory_table_has_a_row_per_cache(
+def test_memory_table_has_a_row_per_group(
     capsys: pytest.CaptureFixture[str], config: str, argv: list[str]
 ) -> None:
     code, out, _ = run(capsys, "plan", str(CONFIGS / config), *argv, "--encoded-block-bytes", "72")
     assert code == 0
     rows = table(out)
     assert rows[0] == HEADER
-    assert [row[0] for row in rows[1:]] == ["key", "value"]
     opts = dict(zip(argv[::2], argv[1::2], strict=True))
     plan = plan_from_hf_config(
         CONFIGS / config,
@@ -244,7 +250,23 @@ def test_memory_table_has_a_row_per_cache(
         tokens_per_page=int(opts["--tokens-per-page"]),
         encoded_block_bytes=72,
     )
-    assert rows[1:] == [expected_row(size) for size in plan.sizes]
+    groups = [expected_row(group) for group in plan.groups]
+    assert rows[1 : 1 + len(groups)] == groups
+    if len(groups) > 1:
+        total = plan.total
+        assert rows[-1] == [
+            "total",
+            str(len(plan.kv_layers)),
+            f"{total.elements:,}",
+            human(total.source_bytes),
+            human(total.raw_f32_bytes),
+            "-",
+            f"{total.pages:,}",
+            human(total.encoded_bytes or 0),
+            f"{total.compression:.2f}x",
+        ]
+    else:
+        assert len(rows) == 2
 
 
 def test_memory_table_of_llama_at_8192_tokens(capsys: pytest.CaptureFixture[str]) -> None:
@@ -261,18 +283,21 @@ def test_memory_table_of_llama_at_8192_tokens(capsys: pytest.CaptureFixture[str]
     )
     assert code == 0
     rows = table(out)
-    assert [row[0] for row in rows] == ["cache", "key", "value"]
-    for row in rows[1:]:
-        assert row[1:] == [
-            "268,435,456",
-            "512.0 MiB",
-            "512.0 MiB",
-            "1.0 GiB",
-            "32",
-            "8,192",
-            "144.0 MiB",
-            "3.56x",
-        ]
+    # Keys and values together: 2 x 32 layers x 8 KV heads x 8192 tokens x 128.
+    assert rows[1] == [
+        "all",
+        "32",
+        "8192",
+        "8",
+        "128",
+        "536,870,912",
+        "1.0 GiB",
+        "2.0 GiB",
+        "32",
+        "16,384",
+        "288.0 MiB",
+        "3.56x",
+    ]
 
 
 def test_memory_table_without_geometry_has_dashes(capsys: pytest.CaptureFixture[str]) -> None:
@@ -280,10 +305,125 @@ def test_memory_table_without_geometry_has_dashes(capsys: pytest.CaptureFixture[
     assert code == 0
     rows = table(out)
     assert rows[0] == HEADER
-    assert len(rows) == 3
-    for row in rows[1:]:
-        assert row[1:5] == ["268,435,456", "512.0 MiB", "512.0 MiB", "1.0 GiB"]
-        assert row[5:] == ["-", "-", "-", "-"]
+    assert len(rows) == 2
+    assert rows[1][5:8] == ["536,870,912", "1.0 GiB", "2.0 GiB"]
+    assert rows[1][8:] == ["-", "-", "-", "-"]
+
+
+def test_plan_says_what_each_group_holds(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "plan", GEMMA2, "--tokens", "8192")
+    assert code == 0
+    lines = out.split("\n\n")[1].splitlines()
+    assert lines[0] == "gemma2: 26 decoder layers, all 26 hold keys and values"
+    assert lines[1] == (
+        "  sliding (13 layers: 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24): the last 4095 of "
+        "the 8192 tokens (a sliding window of 4096)"
+    )
+    assert lines[2] == (
+        "  full (13 layers: 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25): all 8192 tokens"
+    )
+    code, out, _ = run(capsys, "plan", str(CONFIGS / "qwen3-next-80b-a3b.json"), "--tokens", "64")
+    assert code == 0
+    assert "qwen3_next: 48 decoder layers, 12 hold keys and values" in out
+    assert "without keys and values: 0-2, 4-6, 8-10" in out
+    assert "(linear_attention)" in out
+
+
+def test_plan_writes_a_group_apart_and_validate_passes(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    out_dir = tmp_path / "gemma"
+    code, out, err = run(
+        capsys,
+        "plan",
+        GEMMA2,
+        "--tokens",
+        "8192",
+        "--tokens-per-page",
+        "256",
+        "--encoded-block-bytes",
+        "72",
+        "--out",
+        str(out_dir),
+    )
+    assert code == 0, err
+    expected = {f"{group}_{name}.json" for group in ("sliding", "full") for name in NAMES} | {
+        SET_FILE
+    }
+    assert {p.name for p in out_dir.iterdir()} == expected
+    listed = json.loads((out_dir / SET_FILE).read_text())["documents"]
+    bound = {d["path"]: d["shapes"] for d in listed}
+    assert bound["sliding_page_geometry.json"] == [
+        "sliding_key_shape.json",
+        "sliding_value_shape.json",
+    ]
+    assert bound["full_key_layout.json"] == ["full_key_shape.json"]
+    code, out, err = run(capsys, "validate", str(out_dir))
+    assert code == 0, out + err
+    assert "11 documents checked, 0 invalid" in err
+
+
+def test_plan_reads_a_model_folder_and_a_named_family(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    folder = tmp_path / "TinyLlama"
+    folder.mkdir()
+    config = json.loads((CONFIGS / "tinyllama-1.1b-chat-v1.0.json").read_text())
+    (folder / "config.json").write_text(json.dumps(config))
+    code, out, _ = run(capsys, "plan", str(folder), "--tokens", "64")
+    assert code == 0
+    assert "llama: 22 decoder layers" in out
+    config["model_type"] = "my_llama"
+    (folder / "config.json").write_text(json.dumps(config))
+    code, out, err = run(capsys, "plan", str(folder), "--tokens", "64")
+    assert code == 1
+    assert "model_type 'my_llama'" in err
+    assert "--family NAME" in err
+    code, out, _ = run(capsys, "plan", str(folder), "--tokens", "64", "--family", "llama")
+    assert code == 0
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    code, out, err = run(capsys, "plan", str(empty), "--tokens", "64")
+    assert code == 2
+    assert "a folder without a config.json" in err
+
+
+def test_plan_takes_class_defaults_only_when_asked_and_says_so(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    gemma = str(CONFIGS / "gemma-3-4b-it.json")
+    code, out, err = run(capsys, "plan", gemma, "--tokens", "4096")
+    assert code == 1
+    assert "/text_config/num_attention_heads: no num_attention_heads" in err
+    code, out, err = run(capsys, "plan", gemma, "--tokens", "4096", "--class-defaults")
+    assert code == 0, err
+    assert (
+        "class defaults taken (--class-defaults): /text_config/num_attention_heads 8, "
+        "/text_config/num_key_value_heads 4, /text_config/head_dim 256"
+    ) in out
+
+
+def test_a_page_longer_than_a_group_holds_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    out_dir = tmp_path / "kv"
+    code, out, err = run(
+        capsys,
+        "plan",
+        GEMMA2,
+        "--tokens",
+        "8192",
+        "--tokens-per-page",
+        "8192",
+        "--encoded-block-bytes",
+        "72",
+        "--out",
+        str(out_dir),
+    )
+    assert code == 2
+    assert out == ""
+    assert "the sliding layers hold: choose at most 4095" in err
+    assert not out_dir.exists()
 
 
 # Refusals -------------------------------------------------------------------------------------
@@ -331,11 +471,13 @@ def test_bad_arguments_are_usage_errors(
 def test_latent_attention_exits_1_naming_the_file_and_the_reason(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"model_type": "minicpm3", "num_hidden_layers": 62}))
     out_dir = tmp_path / "kv"
-    code, out, err = run(capsys, "plan", DEEPSEEK, "--tokens", "4096", "--out", str(out_dir))
+    code, out, err = run(capsys, "plan", str(config), "--tokens", "4096", "--out", str(out_dir))
     assert code == 1
     assert out == ""
-    assert err.startswith(f"{DEEPSEEK}::/kv_lora_rank: ")
+    assert err.startswith(f"{config}::/model_type: ")
     assert "latent attention" in err
     assert "Traceback" not in err
     assert len(err.splitlines()) == 1
@@ -365,7 +507,8 @@ def test_a_config_breaking_a_contract_rule_exits_1(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     config = tmp_path / "config.json"
-    counts: dict[str, Any] = {"num_hidden_layers": 2, "num_attention_heads": 32}
+    counts: dict[str, Any] = {"model_type": "llama", "num_hidden_layers": 2}
+    counts["num_attention_heads"] = 32
     counts |= {"num_key_value_heads": 5, "hidden_size": 4096, "torch_dtype": "float16"}
     config.write_text(json.dumps(counts))
     code, out, err = run(capsys, "plan", str(config), "--tokens", "8")
@@ -424,22 +567,5 @@ def test_an_unreadable_config_is_refused_without_a_traceback(
         assert code == 2
         assert out == ""
         assert err.startswith(f"fib-quant-kv: {path}: ")
-        assert "cannot open" in err or "is a directory" in err
+        assert "cannot open" in err or "a folder without a config.json" in err
         assert "Traceback" not in err
-
-
-def test_plan_says_which_layers_hold_kv_and_what_windows_keep(
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    code, out, _ = run(capsys, "plan", str(CONFIGS / "jamba-v0.1.json"), "--tokens", "1024")
-    assert code == 0
-    assert "layers: 32; holding keys and values: 4 (4, 12, 20, 28)" in out.splitlines()
-    gemma = str(CONFIGS / "gemma-3-4b-it.json")
-    code, out, _ = run(capsys, "plan", gemma, "--tokens", "8192")
-    assert code == 0
-    assert "layers: 34; holding keys and values: 34 (all of them)" in out
-    assert "sliding window: 29 of them keep at most 4096 tokens" in out
-    key = table(out)[1]
-    assert key[2:4] == ["544.0 MiB", "312.0 MiB"]  # every token, and what the model keeps
-    code, out, _ = run(capsys, "plan", gemma, "--tokens", "4096")
-    assert "sliding window" not in out  # a window no smaller than the tokens keeps them all

@@ -11,7 +11,7 @@ import pytest
 
 import fib_quant_kv as fqk
 from fib_quant_kv import structure, verdict
-from fib_quant_kv.plan import plan_from_hf_config
+from fib_quant_kv.hf.plan import plan_from_hf_config
 from tests.shared import CONFIGS, EXAMPLES
 
 

@@ -36,8 +36,9 @@ if TYPE_CHECKING:
         SetError,
         Violation,
     )
-    from fib_quant_kv.hf_config import KvLayers, kv_layers_from_hf_config, shape_from_hf_config
-    from fib_quant_kv.plan import Plan, plan_from_hf_config
+    from fib_quant_kv.hf.caches import check_cache
+    from fib_quant_kv.hf.layers import KvLayers, LayerCache, kv_layers_from_hf_config
+    from fib_quant_kv.hf.plan import Group, Plan, plan_from_hf_config, shape_from_hf_config
     from fib_quant_kv.reference import RULES
     from fib_quant_kv.sets import Finding, create_set, validate_documents, validate_paths
     from fib_quant_kv.verdict import (
@@ -81,10 +82,13 @@ _EXPORTS: dict[str, str] = {
     "Encoding": "fib_quant_kv.codec",
     "FibQuantKvError": "fib_quant_kv.errors",
     "KvAttentionKind": "fib_quant_kv_models",
-    "KvLayers": "fib_quant_kv.hf_config",
-    "Plan": "fib_quant_kv.plan",
-    "kv_layers_from_hf_config": "fib_quant_kv.hf_config",
-    "plan_from_hf_config": "fib_quant_kv.plan",
+    "Group": "fib_quant_kv.hf.plan",
+    "KvLayers": "fib_quant_kv.hf.layers",
+    "LayerCache": "fib_quant_kv.hf.layers",
+    "Plan": "fib_quant_kv.hf.plan",
+    "check_cache": "fib_quant_kv.hf.caches",
+    "kv_layers_from_hf_config": "fib_quant_kv.hf.layers",
+    "plan_from_hf_config": "fib_quant_kv.hf.plan",
     "KvCacheLayoutV1": "fib_quant_kv_models",
     "KvDtype": "fib_quant_kv_models",
     "KvLayoutOrder": "fib_quant_kv_models",
@@ -113,7 +117,7 @@ _EXPORTS: dict[str, str] = {
     "page_count": "fib_quant_kv.derive",
     "schema": "fib_quant_kv.contracts",
     "schema_text": "fib_quant_kv.contracts",
-    "shape_from_hf_config": "fib_quant_kv.hf_config",
+    "shape_from_hf_config": "fib_quant_kv.hf.plan",
     "validate": "fib_quant_kv.verdict",
     "vector_count": "fib_quant_kv.derive",
 }
@@ -131,6 +135,7 @@ __all__ = [
     "Encoding",
     "FibQuantKvError",
     "Finding",
+    "Group",
     "KvAttentionKind",
     "KvCacheLayoutV1",
     "KvDtype",
@@ -140,6 +145,7 @@ __all__ = [
     "KvRole",
     "KvRopeState",
     "KvTensorShapeV1",
+    "LayerCache",
     "Plan",
     "ResourceLimitExceeded",
     "Rule",
@@ -151,6 +157,7 @@ __all__ = [
     "check",
     "check_all",
     "check_array",
+    "check_cache",
     "collect_violations",
     "create_set",
     "decode",

@@ -13,20 +13,47 @@ AXES = ("batch", "layers", "kv_heads", "tokens", "head_dim")
 
 # The dtype names numpy (with ml_dtypes for bfloat16) and torch give each v1 dtype.
 DTYPE_NAMES = {
-    "f16": {"float16", "torch.float16", "torch.half"},
-    "bf16": {"bfloat16", "torch.bfloat16"},
-    "f32": {"float32", "torch.float32", "torch.float"},
+    "f16": frozenset({"float16", "torch.float16", "torch.half"}),
+    "bf16": frozenset({"bfloat16", "torch.bfloat16"}),
+    "f32": frozenset({"float32", "torch.float32", "torch.float"}),
 }
 
 
-def _strides_in_elements(array: Any) -> tuple[int, ...]:
+# Each dtype object's name, by the object: numpy writes a dtype's name in Python, a few
+# microseconds each, and a cache of layers asks it for every tensor.
+_NAMES: dict[Any, str] = {}
+
+
+def dtype_name(dtype: Any) -> str:
+    """A numpy or torch dtype's name, as str() gives it."""
+    name = _NAMES.get(dtype)
+    if name is None:
+        name = str(dtype)
+        if len(_NAMES) < 256:  # a program has a handful of dtypes; never grow without bound
+            _NAMES[dtype] = name
+    return name
+
+
+def metadata(array: Any, what: str = "the array") -> tuple[tuple[int, ...], str, tuple[Any, ...]]:
+    """An array's dimensions, dtype name and strides in elements, read without a copy.
+
+    Anything but a numpy array or a torch tensor (or an object that reads like one: shape,
+    dtype, and strides or stride()) is refused, naming what it is.
+    """
+    shape, dtype = getattr(array, "shape", None), getattr(array, "dtype", None)
     stride = getattr(array, "stride", None)
+    if shape is None or dtype is None or not (callable(stride) or hasattr(array, "strides")):
+        raise ArrayMismatch(
+            f"{what}: expected a numpy array or a torch tensor, got {type(array).__name__}"
+        )
+    dims = tuple(int(d) for d in shape)
     if callable(stride):  # torch: strides are counted in elements already
-        return tuple(int(s) for s in stride())
-    itemsize = int(array.dtype.itemsize)
+        return dims, dtype_name(dtype), tuple(int(s) for s in stride())
+    itemsize = int(dtype.itemsize)
     # numpy counts strides in bytes; a stride that is not a whole number of elements cannot
     # match any layout, so it is kept as a fraction to fail the comparison.
-    return tuple(s // itemsize if s % itemsize == 0 else s / itemsize for s in array.strides)
+    strides = tuple(s // itemsize if s % itemsize == 0 else s / itemsize for s in array.strides)
+    return dims, dtype_name(dtype), strides
 
 
 def check_array(array: Any, shape: KvTensorShapeV1, layout: KvCacheLayoutV1) -> None:
@@ -37,7 +64,7 @@ def check_array(array: Any, shape: KvTensorShapeV1, layout: KvCacheLayoutV1) -> 
     validated against the shape first, so a passing array is one the reference codec serves.
     """
     validate(layout, shape)
-    dims = tuple(int(d) for d in array.shape)
+    dims, dtype, strides = metadata(array)
     want = tuple(getattr(shape, axis) for axis in AXES)
     if len(dims) != len(want):
         raise ArrayMismatch(
@@ -47,10 +74,8 @@ def check_array(array: Any, shape: KvTensorShapeV1, layout: KvCacheLayoutV1) -> 
     for axis, got, expected in zip(AXES, dims, want, strict=True):
         if got != expected:
             raise ArrayMismatch(f"axis {axis}: expected {expected}, got {got}", pointer=f"/{axis}")
-    dtype = str(array.dtype)
     if dtype not in DTYPE_NAMES[shape.dtype]:
         raise ArrayMismatch(f"dtype: expected {shape.dtype}, got {dtype}", pointer="/dtype")
-    strides = _strides_in_elements(array)
     for name, got_stride, size in zip(STRIDE_FIELDS, strides, dims, strict=True):
         expected_stride = getattr(layout, name)
         # An axis of length one is never stepped along, so its stride does not place any

@@ -198,8 +198,18 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
         "fib-quant-kv plan config.json --tokens 8192 --tokens-per-page 256 "
         "--encoded-block-bytes 72 --out kv/",
     )
-    sub.add_argument("config", metavar="CONFIG", help="a Hugging Face config.json")
-    sub.add_argument("--tokens", type=_count, required=True, metavar="N", help="tokens cached")
+    sub.add_argument(
+        "config",
+        metavar="CONFIG",
+        help="a Hugging Face config.json, or a model folder holding one",
+    )
+    sub.add_argument(
+        "--tokens",
+        type=_count,
+        required=True,
+        metavar="N",
+        help="the prompt's tokens: each layer holds them, or the window it keeps of them",
+    )
     sub.add_argument("--batch", type=_count, default=1, metavar="B", help="sequences cached")
     sub.add_argument(
         "--dtype",
@@ -225,6 +235,19 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     )
     sub.add_argument(
         "--format", choices=ENCODINGS, default="json", help="the encoding of the files --out writes"
+    )
+    sub.add_argument(
+        "--family",
+        metavar="NAME",
+        help="read the config as this family (a transformers model_type), whatever its "
+        "model_type says (default: its model_type)",
+    )
+    sub.add_argument(
+        "--class-defaults",
+        action="store_true",
+        help="where the config leaves out a value that sizes the cache (a head count, a head "
+        "size), take its config class's default, as transformers would, and say so (without "
+        "it, such a config is refused)",
     )
 
     sub = add(

@@ -19,7 +19,7 @@ from fib_quant_kv.files import CONTRACT_NAME, STDIN, read_limited
 if TYPE_CHECKING:
     from fib_quant_kv.codec import Encoding
     from fib_quant_kv.contracts import Document
-    from fib_quant_kv.plan import Plan
+    from fib_quant_kv.hf.plan import Plan
     from fib_quant_kv_models import KvTensorShapeV1
 
 EXIT_VALID, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
@@ -139,7 +139,7 @@ def _json_line(doc: Document) -> None:
 
 def dtype(text: str) -> str:
     """A --dtype value, in the contract's spelling or a config's (float16, torch.bfloat16)."""
-    from fib_quant_kv.hf_config import DTYPES
+    from fib_quant_kv.hf.config import DTYPES
 
     name = text.removeprefix("torch.")
     if name not in DTYPES:
@@ -256,8 +256,8 @@ def page_count(args: argparse.Namespace) -> int:
 
 
 def plan(args: argparse.Namespace) -> int:
-    from fib_quant_kv.hf_config import parse_config
-    from fib_quant_kv.plan import plan_from_hf_config
+    from fib_quant_kv.hf.config import CONFIG_FILE, parse_config
+    from fib_quant_kv.hf.plan import PlanOptionError, plan_from_hf_config
 
     if args.format != "json" and args.out is None:
         raise Unusable(
@@ -269,16 +269,29 @@ def plan(args: argparse.Namespace) -> int:
         raise Unusable(
             f"--tokens-per-page {args.tokens_per_page} is more than --tokens {args.tokens}"
         )
-    raw = read_limited(args.config)
-    with about(args.config):
-        planned = plan_from_hf_config(
-            parse_config(raw, args.config),
-            tokens=args.tokens,
-            batch=args.batch,
-            dtype=args.dtype,
-            tokens_per_page=args.tokens_per_page,
-            encoded_block_bytes=args.encoded_block_bytes,
-        )
+    # A downloaded model's folder holds its config.json.
+    path = args.config
+    if path != STDIN and os.path.isdir(path):
+        path = os.path.join(path, CONFIG_FILE)
+        if not os.path.exists(path):
+            raise Unusable(
+                f"{args.config}: a folder without a {CONFIG_FILE}: expected a model folder"
+            )
+    raw = read_limited(path)
+    with about(path):
+        try:
+            planned = plan_from_hf_config(
+                parse_config(raw, path),
+                tokens=args.tokens,
+                batch=args.batch,
+                dtype=args.dtype,
+                tokens_per_page=args.tokens_per_page,
+                encoded_block_bytes=args.encoded_block_bytes,
+                family=args.family,
+                class_defaults=args.class_defaults,
+            )
+        except PlanOptionError as exc:
+            raise Unusable(f"--tokens-per-page: {exc}") from None
     if args.out is None:
         for name, value in planned.digests.items():
             print(f"{name}: {value}")

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from json.encoder import encode_basestring
 from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
 if TYPE_CHECKING:
-    from fib_quant_kv.plan import Plan
+    from fib_quant_kv.hf.plan import Group, Plan
     from fib_quant_kv.sets import Finding
 
 
@@ -167,48 +167,109 @@ def _human(n: int | None) -> str:
     return f"{size:.1f} TiB"
 
 
-def plan_lines(plan: Plan) -> list[str]:
-    """What a plan says of the model's layers, then its size table, one row per cache."""
-    lines = []
-    if plan.layers:
-        held = len(plan.kv_layers)
-        which = "all of them" if held == plan.layers else ", ".join(map(str, plan.kv_layers))
-        lines.append(f"layers: {plan.layers}; holding keys and values: {held} ({which})")
-    if plan.windowed_layers:
-        lines.append(
-            f"sliding window: {len(plan.windowed_layers)} of them keep at most "
-            f"{plan.sliding_window} tokens; 'held' counts what the model keeps, the other sizes "
-            "every planned token"
-        )
-    if lines:
-        lines.append("")
-    header = (
-        "cache",
-        "elements",
-        "source bytes",
-        "held",
-        "raw f32 bytes",
-        "pages per stream",
-        "pages in cache",
-        "encoded",
-        "ratio",
+def layer_list(layers: Iterable[int]) -> str:
+    """Layer indices as a short list: runs of three or more written first-last."""
+    runs: list[list[int]] = []
+    for index in layers:
+        if runs and index == runs[-1][-1] + 1:
+            runs[-1].append(index)
+        else:
+            runs.append([index])
+    return ", ".join(
+        f"{run[0]}-{run[-1]}" if len(run) > 2 else ", ".join(map(str, run)) for run in runs
     )
-    rows = [
-        (
-            size.role,
-            f"{size.elements:,}",
-            _human(size.source_bytes),
-            _human(size.held_source_bytes),
-            _human(size.raw_f32_bytes),
-            "-" if size.pages_per_stream is None else f"{size.pages_per_stream:,}",
-            "-" if size.pages is None else f"{size.pages:,}",
-            _human(size.encoded_bytes),
-            "-" if size.compression is None else f"{size.compression:.2f}x",
-        )
-        for size in plan.sizes
+
+
+def _holds(group: Group, tokens: int) -> str:
+    if group.tokens >= tokens or group.window is None:
+        return f"all {group.tokens} tokens" if group.tokens == tokens else f"{group.tokens} tokens"
+    kind = "an attention chunk" if "chunked" in group.kinds else "a sliding window"
+    return f"the last {group.tokens} of the {tokens} tokens ({kind} of {group.window})"
+
+
+PLAN_HEADER = (
+    "group",
+    "layers",
+    "tokens",
+    "KV heads",
+    "head size",
+    "elements",
+    "source bytes",
+    "raw f32 bytes",
+    "pages per stream",
+    "pages",
+    "encoded",
+    "ratio",
+)
+
+
+def plan_lines(plan: Plan) -> list[str]:
+    """What a plan says of the model's layers and groups, then its size table: a row a group
+    (keys and values together), then the totals."""
+    held = len(plan.kv_layers)
+    lines = [
+        f"{plan.model_type}: {plan.layers} decoder layers, "
+        + (f"all {held}" if held == plan.layers else f"{held}")
+        + " hold keys and values"
     ]
-    widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header))]
+    for group in plan.groups:
+        name = group.name or "all"
+        lines.append(
+            f"  {name} ({len(group.layers)} layers: {layer_list(group.layers)}): "
+            f"{_holds(group, plan.tokens)}"
+        )
+    if plan.kv.defaults_taken:
+        lines.append(
+            "  class defaults taken (--class-defaults): "
+            + ", ".join(f"{where} {value}" for where, value in plan.kv.defaults_taken.items())
+        )
+    reasons: dict[str, list[int]] = {}
+    for index, why in sorted(plan.without_kv.items()):
+        reasons.setdefault(why, []).append(index)
+    if reasons:
+        lines.append(
+            "  without keys and values: "
+            + "; ".join(f"{layer_list(layers)} ({why})" for why, layers in reasons.items())
+        )
+    lines.append("")
+    rows = []
+    for group in plan.groups:
+        key, value = group.key_shape, group.value_shape
+        sizes = (
+            str(key.head_dim)
+            if key.head_dim == value.head_dim
+            else f"{key.head_dim}/{value.head_dim}"
+        )
+        rows.append(
+            (
+                group.name or "all",
+                str(len(group.layers)),
+                str(group.tokens),
+                str(key.kv_heads),
+                sizes,
+                group.size,
+            )
+        )
+    if len(plan.groups) > 1:
+        rows.append(("total", str(held), "", "", "", plan.total))
+    cells = [PLAN_HEADER] + [
+        (
+            *row[:5],
+            f"{row[5].elements:,}",
+            _human(row[5].source_bytes),
+            _human(row[5].raw_f32_bytes),
+            "-" if row[5].pages_per_stream is None else f"{row[5].pages_per_stream:,}",
+            "-" if row[5].pages is None else f"{row[5].pages:,}",
+            _human(row[5].encoded_bytes),
+            "-" if row[5].compression is None else f"{row[5].compression:.2f}x",
+        )
+        for row in rows
+    ]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(PLAN_HEADER))]
     return lines + [
-        "  ".join(cell.rjust(width) for cell, width in zip(row, widths, strict=True))
-        for row in (header, *rows)
+        "  ".join(
+            (cell.ljust(width) if i == 0 else cell.rjust(width))
+            for i, (cell, width) in enumerate(zip(row, widths, strict=True))
+        ).rstrip()
+        for row in cells
     ]
