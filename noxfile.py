@@ -277,7 +277,7 @@ def wheel(session: nox.Session) -> None:
 @nox.session
 def bench(session: nox.Session) -> None:
     """Benchmark our path beside python-jsonschema, pydantic and check-jsonschema; prints ratios."""
-    session.install(".", "check-jsonschema")
+    session.install(".", "check-jsonschema", "numpy")
     session.run("python", "tests/benchmarks/bench.py", *session.posargs)
 
 
