@@ -10,7 +10,12 @@ import pytest
 import fib_quant_kv as fqk
 from fib_quant_kv.codec import cbor, decode_value, detect
 from fib_quant_kv.codec import json as strict_json
-from fib_quant_kv.codec.limits import MAX_DEPTH, MAX_DOCUMENT_BYTES, MAX_INTEGER_DIGITS
+from fib_quant_kv.codec.limits import (
+    MAX_DEPTH,
+    MAX_DOCUMENT_BYTES,
+    MAX_INTEGER_DIGITS,
+    SMALL_DOCUMENT,
+)
 from fib_quant_kv.fastpath import read_cbor
 from tests.cbor_builder import deterministic as encode
 from tests.shared import VECTORS
@@ -609,8 +614,21 @@ def test_each_cbor_refusal_names_its_rule(data: bytes, rule: str) -> None:
 
 
 def test_decode_value_reads_any_map_unless_told_it_is_a_document() -> None:
-    data = b"\xa1\x61a\x00"  # a key no contract has
-    assert decode_value(data) == {"a": 0}
+    data = b"\xa1\x61a\x80"  # a key no contract has, holding an array
+    assert decode_value(data) == {"a": []}
     with pytest.raises(fqk.SchemaError) as raised:
         decode_value(data, document=True)
     assert raised.value.rule == "schema.unknown_field"
+
+
+def test_a_documents_stray_key_with_a_plain_value_is_read_on_so_all_is_said() -> None:
+    # A misspelt field holds a plain value: the document is read whole and every violation
+    # named. A container under a stray key, or a map larger than any document, stops the read.
+    assert decode_value(b"\xa1\x61a\x00", document=True) == {"a": 0}
+    assert decode_value(b"\xa1\x61a\x61x", document=True) == {"a": "x"}
+    big = bytes([0xB8, SMALL_DOCUMENT + 1]) + b"".join(
+        bytes([0x63]) + f"k{i:02d}".encode() + b"\x00" for i in range(SMALL_DOCUMENT + 1)
+    )
+    with pytest.raises(fqk.SchemaError) as raised:
+        decode_value(big, document=True)
+    assert raised.value.pointer == "/k00"

@@ -236,6 +236,31 @@ def test_json_unknown_field() -> None:
     check(err, fqk.SchemaError, "/extra", "unknown field 'extra'")
 
 
+@pytest.mark.parametrize("encoding", ["json", "cbor"])
+def test_a_misspelt_field_is_named_with_the_field_meant_and_the_one_missing(
+    encoding: str,
+) -> None:
+    """Every violation, in order: the field left missing, then the unknown one and its
+    likely meaning."""
+    typo = {("kv_head" if k == "kv_heads" else k): v for k, v in SHAPE.items()}
+    data = json.dumps(typo).encode() if encoding == "json" else cbor2.dumps(typo)
+    found = [(v.rule, v.pointer, v.message) for v in fqk.check(data).violations]
+    assert found == [
+        (
+            "schema.missing_field",
+            "/kv_heads",
+            "missing required field 'kv_heads': expected an integer in 1..=4294967295",
+        ),
+        (
+            "schema.unknown_field",
+            "/kv_head",
+            "unknown field 'kv_head' (did you mean 'kv_heads'?): expected only schema_version, "
+            "role, attention_kind, batch, layers, kv_heads, query_heads, tokens, head_dim, "
+            "dtype, rope_state",
+        ),
+    ]
+
+
 @pytest.mark.parametrize(
     ("field", "value"),
     [
@@ -898,11 +923,14 @@ def test_a_parse_of_many_containers_leaves_the_collector_as_it_was() -> None:
 
 
 def test_a_repeated_stray_key_is_refused_where_each_reader_first_can() -> None:
-    """JSON is parsed whole (in C) before the schema looks, so its duplicate is seen first; the
-    CBOR reader stops at the first key no contract has, before anything after it is read."""
+    """JSON is parsed whole (in C) before the schema looks, so its duplicate is seen first; so
+    does the CBOR reader in a map of a document's size, reading on past a plain value; in a
+    larger map it stops at the first key no contract has, before anything after it is read."""
     assert raise_from(b'{"bogus":1,"bogus":1}').rule == "decode.duplicate_key"
     twice_cbor = cbor_map([(text("bogus"), b"\x01")] * 2)
-    assert raise_from(twice_cbor).rule == "schema.unknown_field"
+    assert raise_from(twice_cbor).rule == "decode.duplicate_key"
+    many = cbor_map([(text("bogus"), b"\x01")] * 40)
+    assert raise_from(many).rule == "schema.unknown_field"
     # A duplicate of a contract's own field is a duplicate in both.
     twice_known = cbor_map([(text("batch"), b"\x01")] * 2)
     assert raise_from(twice_known).rule == "decode.duplicate_key"

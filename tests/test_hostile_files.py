@@ -55,9 +55,13 @@ def test_a_256_mib_file_is_refused_without_being_read(tmp_path: Path) -> None:
     huge = tmp_path / "huge.json"
     with huge.open("wb") as handle:
         handle.truncate(256 * 1024 * 1024)  # sparse: no disk is written
-    code, seconds, mib, _, err = run_cli("validate", str(huge), str(GOOD))
-    assert_clean(code, seconds, mib, err, 2)
-    assert f"{huge}: cannot read: 268435456 bytes is larger than the {MAX_DOCUMENT_BYTES}" in err
+    code, seconds, mib, out, err = run_cli("validate", str(huge), str(GOOD))
+    # An invalid document, by the rule its size breaks: exit 1, not a path that cannot be read.
+    assert_clean(code, seconds, mib, err, 1)
+    assert (
+        f"{huge}::: 268435456 bytes is larger than the {MAX_DOCUMENT_BYTES}-byte document "
+        "limit: refused unread [decode.size_limit]"
+    ) in out
 
 
 def test_500000_nested_cbor_arrays(tmp_path: Path) -> None:
@@ -215,6 +219,7 @@ def test_stdin_larger_than_the_limit(
         sys, "stdin", io.TextIOWrapper(io.BytesIO(b" " * (MAX_DOCUMENT_BYTES + 10)))
     )
     code = main(["validate", "-"])
-    _, err = capsys.readouterr()
-    assert code == 2
-    assert "-: cannot read: larger than the" in err
+    out, _ = capsys.readouterr()
+    assert code == 1
+    assert "-::: larger than the" in out
+    assert "[decode.size_limit]" in out

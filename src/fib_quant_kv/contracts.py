@@ -195,13 +195,20 @@ def every_field() -> frozenset[str]:
 
 
 def unknown_field(key: str, contract: Contract | None) -> Violation:
-    """The violation for a key its contract does not have (or that no contract has)."""
-    if contract is None or key not in every_field():
+    """The violation for a key its contract does not have (or that no contract has), with the
+    field it was likely meant to be."""
+    import difflib  # only a refused document pays for its import
+
+    if contract is None:
         kinds = ", ".join(c.kind for c in CONTRACTS.values())
+        candidates = sorted(every_field())
         expected = f"no contract ({kinds}) has such a field"
     else:
-        expected = "expected only " + ", ".join(field_names(contract.marker))
-    return UNKNOWN_FIELD.at(pointer(key), f"unknown field {key!r}: {expected}")
+        candidates = field_names(contract.marker)
+        expected = "expected only " + ", ".join(candidates)
+    close = difflib.get_close_matches(key, candidates, n=1, cutoff=0.75) if len(key) < 80 else []
+    meant = f" (did you mean {close[0]!r}?)" if close else ""
+    return UNKNOWN_FIELD.at(pointer(key), f"unknown field {key!r}{meant}: {expected}")
 
 
 def schema(marker: str) -> dict[str, Any]:

@@ -37,6 +37,13 @@ def pointer(*tokens: str | int) -> str:
     return "".join("/" + escape_pointer_token(str(t)) for t in tokens)
 
 
+def pointer_tokens(text: str) -> tuple[str, ...]:
+    """The reference tokens of an RFC 6901 JSON pointer (none for the whole document)."""
+    if not text:
+        return ()
+    return tuple(t.replace("~1", "/").replace("~0", "~") for t in text[1:].split("/"))
+
+
 @dataclass(frozen=True, slots=True)
 class Rule:
     """One check of the data path, named by a stable id: part of the public interface.
@@ -70,19 +77,30 @@ class Violation:
     pointer: str
     message: str
     rule: str
+    # Where the pointer's value is in a JSON document's text (line and column, from 1), when it
+    # is known: a report's, not the verdict's (equal violations of a JSON and a CBOR document
+    # are equal).
+    position: tuple[int, int] | None = field(default=None, compare=False)
 
     def to_error(self, path: str | None = None) -> FibQuantKvError:
         """The typed exception that reports this violation."""
-        return ERROR_TYPES[self.code](self.message, pointer=self.pointer, path=path, rule=self.rule)
+        error = ERROR_TYPES[self.code](
+            self.message, pointer=self.pointer, path=path, rule=self.rule
+        )
+        error.position = self.position
+        return error
 
-    def to_json(self) -> dict[str, str]:
+    def to_json(self) -> dict[str, str | int]:
         """The violation as a plain mapping, for machine-readable reports."""
-        return {
+        record: dict[str, str | int] = {
             "code": self.code,
             "rule": self.rule,
             "pointer": self.pointer,
             "message": self.message,
         }
+        if self.position is not None:
+            record["line"], record["column"] = self.position
+        return record
 
 
 class FibQuantKvError(Exception):
@@ -100,11 +118,13 @@ class FibQuantKvError(Exception):
         # The id of the rule the document breaks; empty for errors that are not a document's
         # (a model config, an array).
         self.rule = rule
+        # Where in a JSON document's text (line, column), when the decoder knows it.
+        self.position: tuple[int, int] | None = None
 
     @property
     def violation(self) -> Violation:
         """This error as a Violation record."""
-        return Violation(self.code, self.pointer, self.message, self.rule)
+        return Violation(self.code, self.pointer, self.message, self.rule, self.position)
 
     def __str__(self) -> str:
         # The check-jsonschema convention: file::pointer: message, with the root as "".

@@ -10,6 +10,7 @@ from typing import Any, ParamSpec, TypeVar
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
+from fib_quant_kv.codec.limits import SMALL_DOCUMENT
 from fib_quant_kv.contracts import (
     BOUND,
     CONTRACTS,
@@ -127,11 +128,16 @@ def check_structure(value: Any, contract: Contract | None = None) -> Structure:
     if not isinstance(value, dict):
         found = [OBJECT.at("", f"expected a JSON object, got {_show(value)}")]
         return Structure(contract, None, found, None)
-    # A key no contract has is refused first, as the CBOR reader refuses it while reading. Only
-    # the first is named: a hostile document can have tens of thousands.
+    # A key no contract has: in a document of a contract's size (a misspelt field), everything
+    # wrong with it is said; in a larger one (a hostile document can have tens of thousands of
+    # keys), only the first such key, as the CBOR reader refuses it while reading.
     stranger = next((key for key in value if key not in every_field()), None)
-    if stranger is not None:
-        return Structure(contract, None, [unknown_field(stranger, None)], None)
+    if stranger is not None and (len(value) > SMALL_DOCUMENT or contract is None):
+        marker = value.get("schema_version")
+        marked = CONTRACTS.get(marker) if isinstance(marker, str) else None
+        if marked is None or len(value) > SMALL_DOCUMENT:
+            return Structure(contract, None, [unknown_field(stranger, None)], None)
+        contract = marked
     if contract is None:
         marker = value.get("schema_version")
         contract = CONTRACTS.get(marker) if isinstance(marker, str) else None
@@ -139,13 +145,13 @@ def check_structure(value: Any, contract: Contract | None = None) -> Structure:
             got = "nothing" if "schema_version" not in value else _show(marker)
             message = f"expected a schema marker, one of {', '.join(markers())}; got {got}"
             return Structure(None, None, [MARKER.at("/schema_version", message)], None)
-    # A field of another contract: the model's errors for the rest, then the first such key.
+    # Fields of another contract, or of none: the model's errors for the rest, then each such key.
     names = _field_set(contract.marker)
-    unknown = next((key for key in value if key not in names), None)
-    if unknown is not None:
+    unknown = [key for key in value if key not in names]
+    if unknown:
         known = {key: item for key, item in value.items() if key in names}
         found = _model_violations(contract, known)
-        found.append(unknown_field(unknown, contract))
+        found.extend(unknown_field(key, contract) for key in unknown)
         return Structure(contract, None, found, None)
     try:
         model = contract.model.model_validate(value)

@@ -11,6 +11,7 @@ from fib_quant_kv.codec.limits import (
     DUPLICATE_KEY,
     MALFORMED,
     MAX_DEPTH,
+    SMALL_DOCUMENT,
     check_size,
 )
 from fib_quant_kv.contracts import every_field, unknown_field
@@ -147,10 +148,18 @@ class _Reader:
                 raise self.fail(
                     f"duplicate key {key!r}: expected each key once", (*path, key), DUPLICATE_KEY
                 )
-            if top and key not in every_field():
+            if top and key not in every_field() and not self.plain_value(pairs):
                 raise unknown_field(key, None).to_error()
             out[key] = self.item((*path, key), depth + 1)
         return out
+
+    def plain_value(self, pairs: int) -> bool:
+        """Whether the value after a stray key is read on: a plain value (a misspelt field's)
+        in a map of a document's size. A container under a stray key, or a map larger than a
+        document, is refused at the key, its value unread."""
+        if pairs > SMALL_DOCUMENT or self.pos >= len(self.data):
+            return False
+        return self.data[self.pos] >> 5 in (0, 1, 3, 7)
 
 
 def decode(data: bytes, *, document: bool = False) -> Any:

@@ -16,7 +16,7 @@ from fib_quant_kv.codec.limits import (
     MAX_INTEGER_DIGITS,
     check_size,
 )
-from fib_quant_kv.errors import DecodeError, pointer
+from fib_quant_kv.errors import DecodeError, Violation, pointer, pointer_tokens
 
 _BOM = b"\xef\xbb\xbf"
 
@@ -245,9 +245,11 @@ def decode(data: bytes) -> Any:
         ) from None
     except json.JSONDecodeError as exc:
         what = _EXPLAINED.get(exc.msg, exc.msg)
-        raise DecodeError(
+        error = DecodeError(
             f"malformed JSON at line {exc.lineno} column {exc.colno}: {what}", rule=MALFORMED.id
-        ) from None
+        )
+        error.position = exc.lineno, exc.colno
+        raise error from None
     except RecursionError:  # pragma: no cover - _check_depth refuses such input first
         raise DecodeError(f"nesting deeper than {MAX_DEPTH} levels", rule=DEPTH_LIMIT.id) from None
     # serde_json refuses lone surrogate escapes; Python's json keeps them in the str.
@@ -260,3 +262,77 @@ def decode(data: bytes) -> Any:
                 rule=MALFORMED.id,
             )
     return value
+
+
+# Where a value is ---------------------------------------------------------------------------------
+
+_WHITESPACE = " \t\n\r"
+_SKIP = json.JSONDecoder()
+
+
+def locate(data: bytes, tokens: tuple[str, ...]) -> tuple[int, int] | None:
+    """The line and column (from 1, in characters) of the value a pointer's tokens name in a
+    JSON document, or of the nearest enclosing value there is (a missing field's object).
+
+    For reports of refused documents only: the text is walked afresh, member by member, and
+    where a key appears twice the last one is taken (a duplicate's second occurrence).
+    """
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    index = _skip_space(text, 0)
+    if index >= len(text):
+        return None
+    found = index
+    for token in tokens:
+        inner = _member(text, found, token)
+        if inner is None:
+            break
+        found = inner
+    line = text.count("\n", 0, found) + 1
+    return line, found - (text.rfind("\n", 0, found) + 1) + 1
+
+
+def _skip_space(text: str, index: int) -> int:
+    while index < len(text) and text[index] in _WHITESPACE:
+        index += 1
+    return index
+
+
+def _member(text: str, start: int, token: str) -> int | None:
+    """Where the value of an object's member (or an array's item) named by a token starts."""
+    opening = text[start] if start < len(text) else ""
+    if opening not in "{[":
+        return None
+    index, count, found = _skip_space(text, start + 1), 0, None
+    try:
+        while index < len(text) and text[index] not in "}]":
+            if opening == "{":
+                key, index = json.decoder.scanstring(text, index + 1)  # type: ignore[attr-defined]
+                index = _skip_space(text, _skip_space(text, index) + 1)  # past the colon
+                matches = key == token
+            else:
+                matches = token == str(count)
+            if matches:
+                found = index
+            _, index = _SKIP.raw_decode(text, index)
+            index = _skip_space(text, index)
+            if index < len(text) and text[index] == ",":
+                index = _skip_space(text, index + 1)
+            count += 1
+    except (ValueError, IndexError):
+        return found
+    return found
+
+
+def located(data: bytes, violations: list[Violation]) -> list[Violation]:
+    """A JSON document's violations, each with the line and column its pointer names."""
+    import dataclasses
+
+    return [
+        v
+        if v.position is not None
+        else dataclasses.replace(v, position=locate(data, pointer_tokens(v.pointer)))
+        for v in violations
+    ]

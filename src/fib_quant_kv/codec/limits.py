@@ -10,6 +10,11 @@ MAX_DOCUMENT_BYTES = 1 << 20
 # recursion limit, so nesting cannot turn into a crash.
 MAX_DEPTH = 32
 
+# The most keys a document may have for every violation to be named: a contract's fields and a
+# few misspelt ones. Past it a document is refused at its first key no contract has (the CBOR
+# reader stops there, unread), which keeps a hostile document of many keys cheap to refuse.
+SMALL_DOCUMENT = 32
+
 # The largest u64, 18446744073709551615, has 20 digits; anything longer is out of range
 # whatever its value, so it is never converted (Python's int() is quadratic in the digits).
 MAX_INTEGER_DIGITS = 20
