@@ -200,6 +200,8 @@ def typecheck(session: nox.Session) -> None:
     """mypy --strict over src/ and generated/."""
     session.install(MYPY, "types-jsonschema", ".[test]")
     session.run("mypy", "--strict")
+    # The README's Python, as a typed user who copies it would check it.
+    session.run("pytest", "tests/test_readme.py", "-p", "no:cacheprovider", "-q")
 
 
 def _check_archives(session: nox.Session, sdist: Path, wheel_file: Path) -> None:

@@ -1,4 +1,4 @@
-"""The README's library example runs as written, from the repository root."""
+"""The README's library example runs as written, from the repository root, and type-checks."""
 
 from __future__ import annotations
 
@@ -6,20 +6,27 @@ import contextlib
 import io
 import os
 import re
+from pathlib import Path
+
+import pytest
 
 from tests.shared import ROOT
 
 
-def test_readme_python_example_runs() -> None:
+def python_blocks() -> list[str]:
     text = (ROOT / "README.md").read_text(encoding="utf-8")
-    blocks = re.findall(r"```python\n(.*?)```", text, re.S)
+    blocks: list[str] = re.findall(r"```python\n(.*?)```", text, re.S)
     assert blocks, "the README has no Python example"
+    return blocks
+
+
+def test_readme_python_example_runs() -> None:
     out = io.StringIO()
     cwd = os.getcwd()
     os.chdir(ROOT)
     try:
         with contextlib.redirect_stdout(out):
-            for block in blocks:
+            for block in python_blocks():
                 exec(compile(block, "README.md", "exec"), {})
     finally:
         os.chdir(cwd)
@@ -48,3 +55,25 @@ def fib_quant_kv_set_digest() -> str:
     path = ROOT / "examples" / "llama-3.1-8b" / "fib-quant-kv-set.json"
     digest: str = json.loads(path.read_text())["digest"]
     return digest
+
+
+# A line that must fail to type-check where the package's types are seen: if it passes, mypy saw
+# the package as untyped (Any), and the blocks' passing would prove nothing.
+SENTINEL = 'wrong: int = fib_quant_kv.decode(b"")  # the one error expected\n'
+
+
+def test_readme_python_blocks_pass_mypy_strict(tmp_path: Path) -> None:
+    """A typed user can copy every Python block of the README (run by `nox -s typecheck`)."""
+    api = pytest.importorskip("mypy.api", reason="mypy is installed by `nox -s typecheck`")
+    source = tmp_path / "readme_blocks.py"
+    source.write_text("import fib_quant_kv\n" + SENTINEL + "\n".join(python_blocks()))
+    # As a user's project: its own (empty) settings, not this repository's.
+    settings = tmp_path / "mypy.ini"
+    settings.write_text("[mypy]\n")
+    out, err, status = api.run(
+        ["--strict", "--no-incremental", "--config-file", str(settings), str(source)]
+    )
+    errors = [line for line in out.splitlines() if ": error:" in line]
+    assert len(errors) == 1, out + err
+    assert errors[0].startswith(f"{source}:2: error: Incompatible types in assignment"), out
+    assert status == 1

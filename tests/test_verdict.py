@@ -179,3 +179,48 @@ def test_rules_have_not_run_for_a_layout_whose_schema_breaks_beyond_bounds() -> 
     verdict = fqk.check(json.dumps(layout).encode(), shape)  # type: ignore[arg-type]
     assert [v.rule for v in verdict.violations] == ["schema.missing_field"]
     assert verdict.shape_checked is False
+
+
+# What a caller hands the library -----------------------------------------------------------------
+
+
+def test_check_takes_a_model_as_validate_and_digest_do() -> None:
+    shape = fqk.decode(EXAMPLES / "key_shape.json", fqk.KvTensorShapeV1)
+    layout = fqk.canonical_layout(shape)
+    verdict = fqk.check(shape)
+    assert (verdict.valid, verdict.kind, verdict.digest) == (True, "shape", fqk.digest(shape))
+    assert verdict.document is shape
+    verdict = fqk.Checker(shape).check(layout)
+    assert (verdict.valid, verdict.digest) == (True, fqk.digest(layout, shape))
+    assert verdict.shape_digest == fqk.digest(shape)
+    # The same as its bytes would be judged.
+    assert fqk.check(layout, shape) == fqk.check(fqk.encode(layout), shape)
+    broken = layout.model_copy(update={"token_stride": 64})
+    assert fqk.check(broken, shape).violations == fqk.collect_violations(broken, shape)
+    # Without a shape, a layout is checked as far as it can be.
+    alone = fqk.check(layout)
+    assert (alone.valid, alone.shape_checked, alone.violations) == (False, False, [])
+
+
+def test_decode_takes_bytes_a_buffer_or_a_path_and_refuses_text() -> None:
+    path = EXAMPLES / "key_shape.cbor"
+    data = path.read_bytes()
+    expected = fqk.decode(data)
+    for given in (data, bytearray(data), memoryview(data), path):
+        assert fqk.decode(given) == expected
+    with pytest.raises(TypeError, match="pass Path"):
+        fqk.decode(str(path))  # type: ignore[call-overload]
+    with pytest.raises(TypeError, match="got int"):
+        fqk.decode(3)  # type: ignore[call-overload]
+    assert fqk.check(path).valid
+    assert fqk.check(memoryview(data)).valid
+
+
+def test_decode_as_an_expected_contract_refuses_another() -> None:
+    shape = fqk.decode(EXAMPLES / "key_shape.json", fqk.KvTensorShapeV1)
+    assert isinstance(shape, fqk.KvTensorShapeV1)
+    assert fqk.decode(EXAMPLES / "key_shape.json", "json") == shape  # the encoding, positionally
+    with pytest.raises(fqk.SchemaError) as caught:
+        fqk.decode(EXAMPLES / "key_layout.json", fqk.KvTensorShapeV1)
+    assert caught.value.pointer == "/schema_version"
+    assert caught.value.rule == "schema.marker"

@@ -230,13 +230,13 @@ def _rules_table(rules: list[Rule]) -> list[str]:
     lines = ["| step | rule id | category | checks |", "|---|---|---|---|"]
     for rule in rules:
         lines.append(
-            f"| {rule.step} | [`{rule.id}`](rules.md#{_anchor(rule.id)}) | "
+            f"| {rule.step} | [`{rule.id}`](rules.md#{rule_anchor(rule.id)}) | "
             f"{', '.join(rule.codes)} | {rule.checks} |"
         )
     return lines
 
 
-def _anchor(rule_id: str) -> str:
+def rule_anchor(rule_id: str) -> str:
     return rule_id.replace(".", "")
 
 

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import functools
 import operator
+import os
 import weakref
 from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar, overload
 
 from fib_quant_kv.codec import Encoding, decode_value, detect
 from fib_quant_kv.contracts import CONTRACTS, MARKER, SHAPE_SCHEMA, Contract, Kind, contract_of
@@ -251,13 +252,63 @@ def merged(
 # Bytes -------------------------------------------------------------------------------------
 
 
-def decode(data: bytes, encoding: Encoding | None = None) -> Document:
+# What a document is read from: its bytes (a bytes-like object), or a file's path.
+Source: TypeAlias = "bytes | bytearray | memoryview | os.PathLike[str]"
+
+
+def source_bytes(data: Source) -> bytes:
+    """A document's bytes: as given, or read from a path (with the document size limit)."""
+    if isinstance(data, bytes):
+        return data
+    if isinstance(data, bytearray | memoryview):
+        return bytes(data)
+    if isinstance(data, str):
+        raise TypeError(
+            "expected a document's bytes (bytes, bytearray or memoryview) or a pathlib.Path, "
+            "got str: pass Path(...) to read a file, or the text's .encode()"
+        )
+    if isinstance(data, os.PathLike):
+        from fib_quant_kv.files import read_limited
+
+        return read_limited(os.fspath(data))
+    raise TypeError(
+        "expected a document's bytes (bytes, bytearray or memoryview) or a pathlib.Path, "
+        f"got {type(data).__name__}"
+    )
+
+
+@overload
+def decode(data: Source, encoding: Encoding | None = None) -> Document: ...
+
+
+@overload
+def decode(data: Source, expected: type[D], encoding: Encoding | None = None) -> D: ...
+
+
+def decode(  # type: ignore[misc]  # the second argument is an encoding or a model class
+    data: Source,
+    expected: type[Document] | Encoding | None = None,
+    encoding: Encoding | None = None,
+) -> Document:
     """Strictly decode one JSON or CBOR document (detected from the bytes) into its model.
 
-    Raises DecodeError when the bytes are not one well-formed document, SchemaError when the
-    document breaks its schema. Semantic rules are `validate`'s; the model is remembered as
-    proven, so `validate` and `digest` do not check its schema again.
+    `data` is the document's bytes or a file's path. With a model class as `expected`
+    (`decode(data, KvTensorShapeV1)`), a document of another contract is a SchemaError and the
+    result is typed as that class. Raises DecodeError when the bytes are not one well-formed
+    document, SchemaError when the document breaks its schema. Semantic rules are
+    `validate`'s; the model is remembered as proven, so `validate` and `digest` do not check
+    its schema again.
     """
+    if isinstance(expected, str):  # decode(data, "cbor"): the encoding, given positionally
+        expected, encoding = None, expected
+    document = _decode(source_bytes(data), encoding)
+    if expected is not None and not isinstance(document, expected):
+        wanted = next(c for c in CONTRACTS.values() if c.model is expected)
+        raise expected_contract(wanted.marker, document.schema_version)
+    return document
+
+
+def _decode(data: bytes, encoding: Encoding | None) -> Document:
     encoding = encoding or detect(data)
     made = decode_json(data) if encoding == "json" else decode_cbor(data)
     if made is not None:
@@ -377,6 +428,13 @@ class Verdict:
         """No violation found and every check run (a digest exists exactly then)."""
         return not self.violations and self.rules_run
 
+    @property
+    def fields(self) -> DocumentFields | None:
+        """The document's field values, as the rules read them (no model is built)."""
+        if self._canonical is not None:
+            return self._canonical[1]
+        return self._document
+
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Verdict):
             return NotImplemented
@@ -476,13 +534,44 @@ class Checker:
         """The digest of the shape, when there is a valid one."""
         return self._shape_digest
 
-    def check(self, data: bytes, encoding: Encoding | None = None) -> Verdict:
-        """Run bytes through every stage and report, never raise, what each stage found.
+    @property
+    def shape_fields(self) -> ShapeFields | None:
+        """What the rules read of the shape, when it is valid (no model is built)."""
+        return self._shape if not self._shape_broken else None
 
-        A layout or geometry without a shape gets the checks that need none (decoding and its
-        schema); its verdict says the rules were not run, and it has no digest.
+    def check(self, data: Source | Document, encoding: Encoding | None = None) -> Verdict:
+        """Run a document through every stage and report, never raise, what each stage found.
+
+        `data` is a document's bytes, a file's path, or a model (judged as `validate` judges
+        it). A layout or geometry without a shape gets the checks that need none (decoding and
+        its schema); its verdict says the rules were not run, and it has no digest.
         """
-        return self.judge(read(data, encoding))
+        if isinstance(data, bytes):  # the common case, first
+            return self.judge(read(data, encoding))
+        if isinstance(data, bytearray | memoryview | str | os.PathLike):
+            return self.judge(read(source_bytes(data), encoding))
+        return self.judge_model(data)
+
+    def judge_model(self, doc: Document) -> Verdict:
+        """The verdict on a model (built in code, or decoded), against this checker's shape."""
+        contract = contract_of(doc)
+        shape = self.shape if contract.needs_shape else None
+        if contract.needs_shape and shape is None and not self._shape_broken:
+            # No shape: only the schema can be checked, as for bytes.
+            _, found = _prove(doc, contract)
+            violations = [] if found is None else merged(found, None, [])
+            return Verdict(contract.kind, doc, violations)
+        if contract.needs_shape and self._shape_broken:
+            _, found = _prove(doc, contract)
+            schema_broken = [] if found is None else list(found.violations)
+            broken = broken_shape(contract.marker, self._shape_broken)
+            return Verdict(contract.kind, doc, [*schema_broken, *broken], rules_run=True)
+        violations, proof, _ = _violations(doc, shape)
+        found_digest = None
+        if not violations and proof is not None:
+            found_digest = digest(doc, shape)
+        against = self._shape_digest if contract.needs_shape else None
+        return Verdict(contract.kind, doc, list(violations), found_digest, True, against)
 
     def judge(self, reading: Reading) -> Verdict:
         """The verdict on a document already read (see `read`), against this checker's shape."""
@@ -547,9 +636,9 @@ class Checker:
 
 
 def check(
-    data: bytes, shape: KvTensorShapeV1 | None = None, encoding: Encoding | None = None
+    data: Source | Document, shape: KvTensorShapeV1 | None = None, encoding: Encoding | None = None
 ) -> Verdict:
-    """The verdict on one document; see Checker.check."""
+    """The verdict on one document (its bytes, a file's path, or a model); see Checker.check."""
     return Checker(shape).check(data, encoding)
 
 
