@@ -53,6 +53,9 @@ PINNED = [
     "set.binding",
     "set.digest",
     "set.unlisted",
+    "set.cache_agrees",
+    "set.deleted",
+    "set.empty",
 ]
 
 
@@ -137,6 +140,8 @@ def test_a_violation_in_json_output_carries_its_rule_and_rule_explains_it(
             "pointer": "/token_stride",
             "message": "only canonical contiguous kv layout is supported by the CPU reference "
             "codec: expected token_stride 128, got 64",
+            "line": 1,
+            "column": 239,
         }
     ]
     code, out, _ = cli("rule", "layout.canonical")

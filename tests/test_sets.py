@@ -12,7 +12,7 @@ import pytest
 
 import fib_quant_kv as fqk
 from fib_quant_kv.files import SET_FILE
-from tests.shared import CONFIGS, EXAMPLES, Cli
+from tests.shared import CONFIGS, DATA, EXAMPLES, Cli
 
 
 def by_name(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -128,7 +128,10 @@ def test_a_changed_shape_passed_alone_rechecks_its_dependents(cli: Cli, models: 
     code, records = cli.records(str(shape))
     assert code == 1
     found = by_name(records)
-    assert found["llama/key_shape.json"]["valid"] is True
+    # Valid on its own, it no longer agrees with the value shape of its cache.
+    assert [(e["rule"], e["pointer"]) for e in found["llama/key_shape.json"]["errors"]] == [
+        ("set.cache_agrees", "/tokens")
+    ]
     geometry = found["llama/page_geometry.json"]
     assert geometry["dependent_of"] == str(shape)
     assert [e["rule"] for e in geometry["errors"]] == ["geometry.tokens_per_page_range"]
@@ -539,7 +542,7 @@ def test_create_set_refuses_a_document_without_its_shape(tmp_path: Path) -> None
 # Both cores for a large run -------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("fmt", ["text", "json"])
+@pytest.mark.parametrize("fmt", ["text", "json", "github", "sarif"])
 def test_a_run_split_across_two_processes_says_what_one_process_says(
     cli: Cli, models: Path, monkeypatch: pytest.MonkeyPatch, fmt: str
 ) -> None:
@@ -738,3 +741,55 @@ def test_a_set_that_gives_a_layout_no_role_gets_a_message_not_a_traceback(
         in out
     )
     assert "[set.digest]" in out
+
+
+# One cache agrees with itself ------------------------------------------------------------------
+
+
+def cache_vectors() -> list[dict[str, Any]]:
+    path = DATA / "cache_agreement_vectors.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+@pytest.mark.parametrize("case", cache_vectors(), ids=lambda c: c["id"])
+def test_the_key_and_value_shapes_of_one_cache_agree(case: dict[str, Any]) -> None:
+    documents = {
+        "kv/key_shape.json": json.dumps(case["key"]).encode(),
+        "kv/value_shape.json": json.dumps(case["value"]).encode(),
+    }
+    found = fqk.validate_documents(documents)
+    expected = [(v["rule"], v["pointer"]) for v in case["expect"]["violations"]]
+    for name in documents:
+        assert found[name].valid is case["expect"]["valid"], name
+        assert [(v.rule, v.pointer) for v in found[name].violations] == expected, name
+    if expected:
+        message = found["kv/value_shape.json"].violations[0].message
+        assert "the key shape of this cache (kv/key_shape.json)" in message
+
+
+def test_a_geometry_binds_the_shapes_of_one_cache_in_its_set(cli: Cli, tmp_path: Path) -> None:
+    # Renamed so that no name pairs them: the set file's geometry binding does.
+    folder = tmp_path / "kv"
+    plan(cli, folder, 8192, "--tokens-per-page", "256", "--encoded-block-bytes", "72")
+    for role in ("key", "value"):
+        (folder / f"{role}_shape.json").rename(folder / f"{role}s.shape.json")
+    listed = json.loads((folder / SET_FILE).read_text())
+    for entry in listed["documents"]:
+        entry["path"] = entry["path"].replace("_shape.json", "s.shape.json")
+        entry["shapes"] = [s.replace("_shape.json", "s.shape.json") for s in entry["shapes"]]
+    (folder / SET_FILE).write_text(json.dumps(listed, indent=2))
+    rewrite(folder / "values.shape.json", batch=3)
+    code, records = cli.records(str(folder / "values.shape.json"))
+    assert code == 1
+    (record,) = [r for r in records if r["path"].endswith("values.shape.json")]
+    assert [(e["rule"], e["pointer"]) for e in record["errors"]] == [("set.cache_agrees", "/batch")]
+
+
+def test_a_plan_groups_key_and_value_shapes_that_agree() -> None:
+    planned = fqk.plan_from_hf_config(CONFIGS / "mimo-v2-flash.json", tokens=4096)
+    found = fqk.validate_documents(
+        {f"kv/{stem}.json": fqk.encode(doc) for stem, doc in planned.documents.items()}
+    )
+    assert all(f.valid for f in found.values()), [
+        (name, f.violations) for name, f in found.items() if not f.valid
+    ]

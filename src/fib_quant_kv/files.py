@@ -8,8 +8,13 @@ import stat
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from fib_quant_kv.codec.limits import MAX_DOCUMENT_BYTES
+from fib_quant_kv.codec.limits import MAX_DOCUMENT_BYTES, SIZE_LIMIT
+from fib_quant_kv.errors import DecodeError
+
+if TYPE_CHECKING:
+    from fib_quant_kv.codec import Encoding
 
 STDIN = "-"
 SUFFIXES = (".json", ".cbor")
@@ -23,24 +28,34 @@ CONTRACT_NAME = re.compile(rf"(^|/){_CONTRACT_FILE}$")
 # The files the pre-commit hook passes: contract documents and set files (a test holds
 # .pre-commit-hooks.yaml to it).
 HOOK_FILES = "(^|/)(" + _CONTRACT_FILE + "|" + re.escape(SET_FILE).replace("\\-", "-") + ")$"
+HOOK_PATTERN = re.compile(HOOK_FILES)
 
 # Folders a walk never enters: tools' caches and installed packages hold JSON of their own.
 SKIPPED_FOLDERS = frozenset({"node_modules", "__pycache__", "site-packages"})
 
 
-def encoding_note(path: str, data: bytes) -> str | None:
-    """What to add to a decoding error when a file's content and its name disagree.
-
-    The encoding is chosen from the content (a .cbor file of JSON is read as JSON); when that
-    fails and the name says otherwise, the error says both.
-    """
+def encoding_of(path: str, data: bytes) -> Encoding:
+    """The encoding a file is read in: a .cbor file's is CBOR unless its content opens as JSON
+    does (then JSON: a .cbor file of JSON is read as JSON); any other's, its content's."""
     from fib_quant_kv.codec import detect
 
+    if path.endswith(".cbor") and data.lstrip(b" \t\r\n")[:1] not in (b"{", b"["):
+        return "cbor"
+    return detect(data)
+
+
+def encoding_note(path: str, data: bytes) -> str | None:
+    """What to add to a decoding error about a file whose name says one encoding: what its
+    content read as, where that is another, or that a .cbor file is no CBOR document."""
     named = {".json": "JSON", ".cbor": "CBOR"}.get(os.path.splitext(path)[1])
     if named is None or not data:
         return None
-    found = detect(data).upper()
+    found = encoding_of(path, data).upper()
     if found == named:
+        if named == "CBOR":
+            return (
+                f"the file is named .cbor but is not a CBOR document (first byte 0x{data[0]:02x})"
+            )
         return None
     return (
         f"the file is named {os.path.splitext(path)[1]} but its content reads as {found} "
@@ -49,7 +64,7 @@ def encoding_note(path: str, data: bytes) -> str | None:
 
 
 class UnreadablePath(Exception):
-    """A path that cannot be read as a document: missing, forbidden, special, or too large."""
+    """A path that cannot be read as a document: missing, forbidden, or special."""
 
     def __init__(self, path: str, reason: str) -> None:
         super().__init__(f"{path}: {reason}")
@@ -57,8 +72,20 @@ class UnreadablePath(Exception):
         self.reason = reason
 
 
+def too_large(path: str, size: int | None) -> DecodeError:
+    """The refusal of a document past the size limit: a document's fault (decode.size_limit),
+    not the path's."""
+    said = f"{size} bytes is larger" if size is not None else "larger"
+    return DecodeError(
+        f"{said} than the {MAX_DOCUMENT_BYTES}-byte document limit: refused unread",
+        path=path,
+        rule=SIZE_LIMIT.id,
+    )
+
+
 def read_limited(path: str) -> bytes:
-    """Read a regular file or standard input, refusing more than the document size limit."""
+    """Read a regular file or standard input, refusing more than the document size limit (a
+    DecodeError of rule decode.size_limit); a path that cannot be read is UnreadablePath."""
     if path == STDIN:
         return _read_stdin()
     try:
@@ -75,10 +102,7 @@ def read_limited(path: str) -> bytes:
         if not stat.S_ISREG(info.st_mode):
             raise UnreadablePath(path, "not a regular file: expected a document file")
         if info.st_size > MAX_DOCUMENT_BYTES:
-            raise UnreadablePath(
-                path,
-                f"{info.st_size} bytes is larger than the {MAX_DOCUMENT_BYTES}-byte document limit",
-            )
+            raise too_large(path, info.st_size)
         # Read what fstat promised and one byte more, to notice a file that grew (or one, like
         # those in /proc, whose size fstat does not know); never ask for the whole limit at
         # once, which would allocate a megabyte for every small file.
@@ -99,7 +123,7 @@ def read_limited(path: str) -> bytes:
     finally:
         os.close(fd)
     if len(data) > MAX_DOCUMENT_BYTES:  # it grew after fstat
-        raise UnreadablePath(path, f"larger than the {MAX_DOCUMENT_BYTES}-byte document limit")
+        raise too_large(path, None)
     return data
 
 
@@ -112,7 +136,7 @@ def _read_stdin() -> bytes:
     except OSError as exc:
         raise UnreadablePath(STDIN, f"cannot read: {exc.strerror or exc}") from None
     if len(data) > MAX_DOCUMENT_BYTES:
-        raise UnreadablePath(STDIN, f"larger than the {MAX_DOCUMENT_BYTES}-byte document limit")
+        raise too_large(STDIN, None)
     return data
 
 

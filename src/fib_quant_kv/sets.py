@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Protocol, TypeAlias
 
 from fib_quant_kv.contracts import CONTRACTS, SHAPE_SCHEMA
 from fib_quant_kv.digests import domain_digest, encode
-from fib_quant_kv.errors import Rule, SetError, Violation, pointer
+from fib_quant_kv.errors import FibQuantKvError, Rule, SetError, Violation, pointer
 from fib_quant_kv.files import (
     CONTRACT_NAME,
     SET_FILE,
@@ -37,12 +37,15 @@ from fib_quant_kv.files import (
     Named,
     UnreadablePath,
     encoding_note,
+    encoding_of,
     expand,
     read_limited,
 )
+from fib_quant_kv.rules.shape import ShapeFields
 from fib_quant_kv.verdict import Checker, Reading, Verdict, read, reading_contract
 
 if TYPE_CHECKING:
+    from fib_quant_kv.gitindex import Removal
     from fib_quant_kv_models import ContractSetV1, KvTensorShapeV1
 
 SET_FORMAT = "fib-quant-kv/contract-set/v1"
@@ -107,7 +110,44 @@ UNLISTED = Rule(
     SET_STEP,
     "Every contract document in a set file's folder is listed in the set.",
 )
-RULES = (NO_SHAPE, MALFORMED, PATH, MISSING, KIND, DOCUMENT_DIGEST, BINDING, SET_DIGEST, UNLISTED)
+CACHE_AGREES = Rule(
+    "set.cache_agrees",
+    ("set",),
+    SET_STEP,
+    "The key and value shapes of one cache (<prefix>key_shape and <prefix>value_shape of a "
+    "folder, or the shapes one geometry pages) agree on batch, layers, kv_heads, query_heads "
+    "and tokens; a geometry that pages them is judged against each.",
+)
+DELETED = Rule(
+    "set.deleted",
+    ("set",),
+    SET_STEP,
+    "A commit does not delete or rename away a document that a layout, a geometry or a set "
+    "file still needs (the pre-commit hook asks git what the commit removes).",
+)
+EMPTY = Rule(
+    "set.empty",
+    ("set",),
+    SET_STEP,
+    "A set lists at least one contract document: a folder without any makes no set file.",
+)
+RULES = (
+    NO_SHAPE,
+    MALFORMED,
+    PATH,
+    MISSING,
+    KIND,
+    DOCUMENT_DIGEST,
+    BINDING,
+    SET_DIGEST,
+    UNLISTED,
+    CACHE_AGREES,
+    DELETED,
+    EMPTY,
+)
+
+# What the key and value shapes of one cache agree on.
+CACHE_FIELDS = ("batch", "layers", "kv_heads", "query_heads", "tokens")
 
 # The words that end a contract document's name: its contract's kind.
 _KIND_WORDS = tuple(contract.kind for contract in CONTRACTS.values())
@@ -334,7 +374,6 @@ def load_set(store: Store, path: str) -> LoadedSet:
     from pydantic import ValidationError
 
     from fib_quant_kv.codec.json import decode as decode_json
-    from fib_quant_kv.errors import FibQuantKvError
     from fib_quant_kv_models import ContractSetV1
 
     folder = posixpath.dirname(path)
@@ -427,9 +466,12 @@ def _binding_problems(entry: SetEntryView, entries: Mapping[str, SetEntryView]) 
 # or None when it cannot be decoded or breaks its schema.
 Content: TypeAlias = "tuple[str, str | None, str] | None"
 
-# What a run notes as it judges: folders, shapes named, paths judged, files skipped, and what
-# the documents its folders' set files list hold.
-Notes: TypeAlias = "tuple[dict[str, None], list[str], set[str], int, dict[str, Content]]"
+# What a run notes as it judges: folders, shapes named, paths judged, files skipped (and the
+# first of them), and what the documents its folders' set files list hold.
+Notes: TypeAlias = "tuple[dict[str, None], list[str], set[str], int, list[str], dict[str, Content]]"
+
+# How many skipped files a run names.
+SKIPPED_NAMED = 5
 
 
 class Run:
@@ -453,6 +495,8 @@ class Run:
         self.structure_only = structure_only
         self.bindings = bindings
         self.skipped = 0
+        # The first few files skipped, to name when nothing else was judged.
+        self.skipped_names: list[str] = []
         self._checkers: dict[str, tuple[Checker, Bound]] = {}
         self._sets: dict[str, LoadedSet | None] = {}
         # What the paths judged so far call for: their folders (in order, for set files), the
@@ -482,13 +526,15 @@ class Run:
         if known is None:
             try:
                 data = self.store.read(path)
-                reading = read(data)
+                reading = read(data, encoding_of(path, data))
                 if path not in self.judged:
                     self._unjudged[path] = data, reading
                 checker = Checker.for_reading(reading, strict=False)
             except UnreadablePath as exc:
                 missing = MISSING.at("", f"{path}: cannot read: {exc.reason}")
                 checker = Checker.unusable([missing])
+            except FibQuantKvError as exc:  # a shape past the size limit
+                checker = Checker.unusable([exc.violation])
             known = checker, Bound(path, checker.shape_digest)
             self._checkers[path] = known
         return known
@@ -563,17 +609,118 @@ class Run:
                 found.append(_entry_path(folder, other))
         return found
 
+    def needers_of(self, path: str, removed: set[str]) -> list[str]:
+        """What still needs a document: its folder's set file if it lists it, and, for a shape,
+        the layouts and geometries bound to it or named like it (leaving out what is removed)."""
+        folder, name = posixpath.split(path)
+        needers: list[str] = []
+        loaded = self._set_of(folder)
+        if loaded is not None and path in loaded.entries:
+            needers.append(loaded.path)
+        parts = _split(name)
+        if parts is not None and parts[1] == "shape":
+            needers.extend(self.dependents_of(path))
+        return [n for n in dict.fromkeys(needers) if n not in removed and n != path]
+
+    def removed(self, removals: Iterable[Removal]) -> Iterator[Finding]:
+        """Findings for documents a commit deletes or renames away that others still need."""
+        taken = list(removals)
+        gone = {r.path for r in taken}
+        for removal in taken:
+            if removal.path in self.judged:  # it is still there (deleted and added again)
+                continue
+            needers = self.needers_of(removal.path, gone)
+            if not needers:
+                continue
+            what = (
+                f"renamed to {removal.renamed_to} by the commit"
+                if removal.renamed_to
+                else "deleted by the commit"
+            )
+            verb = "needs" if len(needers) == 1 else "need"
+            message = (
+                f"{what}, but {', '.join(needers)} still {verb} it: restore it, or change "
+                f"{'it' if len(needers) == 1 else 'them'} with it"
+            )
+            yield Finding(removal.path, violations=[DELETED.at("", message)], rules_run=True)
+
+    def partner_of(self, path: str) -> str | None:
+        """The other shape of a shape's cache: the one a geometry pages with it in its set file,
+        else the one named like it with the other role (<prefix>key_shape, <prefix>value_shape)."""
+        folder, name = posixpath.split(path)
+        if self.bindings is not None:
+            paged = [shapes for shapes in self.bindings.values() if path in shapes]
+            others = {s for shapes in paged for s in shapes if s != path}
+            return next(iter(sorted(others)), None) if len(others) == 1 else None
+        loaded = self._set_of(folder)
+        if loaded is not None and path in loaded.entries:
+            others = {
+                shape
+                for entry in loaded.entries.values()
+                if entry.kind == "geometry" and path in entry.shapes
+                for shape in entry.shapes
+                if shape != path
+            }
+            if others:
+                return next(iter(sorted(others))) if len(others) == 1 else None
+        parts = _split(name)
+        if parts is None or parts[1] != "shape":
+            return None
+        prefix, _, ext = parts
+        for mine, theirs in (("key", "value"), ("value", "key")):
+            for sep in "_-":
+                if prefix.endswith(mine + sep):
+                    stem = prefix[: -len(mine + sep)] + theirs + sep + "shape"
+                    names = [
+                        n for n in self.store.names(folder) if posixpath.splitext(n)[0] == stem
+                    ]
+                    chosen = _prefer(names, ext)
+                    return _entry_path(folder, chosen[0]) if chosen else None
+        return None
+
+    def _agreement(self, path: str, fields: ShapeFields) -> list[Violation]:
+        """Where a shape disagrees with the other shape of its cache."""
+        partner = self.partner_of(path)
+        if partner is None:
+            return []
+        theirs = self._checker(partner)[0].shape_fields
+        if theirs is None:  # a broken partner says so itself
+            return []
+        return [
+            CACHE_AGREES.at(
+                f"/{name}",
+                f"{name} {getattr(fields, name)}, but the {theirs.role} shape of this cache "
+                f"({partner}) has {getattr(theirs, name)}: the key and value shapes of one cache "
+                "agree on batch, layers, kv_heads, query_heads and tokens",
+            )
+            for name in CACHE_FIELDS
+            if getattr(fields, name) != getattr(theirs, name)
+        ]
+
     # Judging --------------------------------------------------------------------------------
 
     def judge(
         self, path: str, data: bytes, *, named: bool = True, reading: Reading | None = None
     ) -> Finding | None:
         """The finding for one document's bytes (read already, if `reading` is given); None
-        for a walk's file that is no contract."""
-        reading = read(data) if reading is None else reading
+        for a walk's file that is no contract. A JSON document's violations say where they are
+        (line and column)."""
+        encoding = encoding_of(path, data)
+        finding = self._judge(
+            path, data, named, read(data, encoding) if reading is None else reading
+        )
+        if finding is not None and finding.violations and encoding == "json":
+            from fib_quant_kv.codec.json import located
+
+            finding.violations = located(data, finding.violations)
+        return finding
+
+    def _judge(self, path: str, data: bytes, named: bool, reading: Reading) -> Finding | None:
         contract = reading_contract(reading)
         if contract is None and not named and not CONTRACT_NAME.search(path):
             self.skipped += 1
+            if len(self.skipped_names) < SKIPPED_NAMED:
+                self.skipped_names.append(path)
             return None
         if isinstance(reading, Violation) and reading.code == "decode":
             note = encoding_note(path, data)
@@ -586,7 +733,13 @@ class Run:
                 self.contents[path] = _content(reading)
         if contract is None or not contract.needs_shape:
             verdict = Checker().judge(reading)
-            return _finding(path, verdict)
+            finding = _finding(path, verdict)
+            fields = verdict.fields
+            if finding.valid and contract is not None and path != STDIN and fields is not None:
+                finding.violations.extend(self._agreement(path, fields))  # type: ignore[arg-type]
+                if finding.violations:
+                    finding.digest = None
+            return finding
         if self.shape is not None:
             bound = Bound(self.shape_path or "--shape", self.shape.shape_digest)
             return _finding(path, self.shape.judge(reading), [bound])
@@ -626,6 +779,10 @@ class Run:
             except UnreadablePath as exc:
                 yield Finding(item.path, unreadable=exc.reason)
                 continue
+            except FibQuantKvError as exc:  # a document past the size limit: invalid
+                self.judged.add(item.path)
+                yield Finding(item.path, violations=[exc.violation])
+                continue
             finding = self.judge(item.path, data, named=item.named, reading=reading)
             if finding is None:
                 continue
@@ -637,15 +794,23 @@ class Run:
 
     def notes(self) -> Notes:
         """What this run has noted, to hand to another run of the same request."""
-        return self.folders, self.named_shapes, self.judged, self.skipped, self.contents
+        return (
+            self.folders,
+            self.named_shapes,
+            self.judged,
+            self.skipped,
+            self.skipped_names,
+            self.contents,
+        )
 
     def absorb(self, notes: Notes) -> None:
         """Take in what another run of the same request noted (it judged other paths)."""
-        folders, named_shapes, judged, skipped, contents = notes
+        folders, named_shapes, judged, skipped, skipped_names, contents = notes
         self.folders.update(folders)
         self.named_shapes += named_shapes
         self.judged |= judged
         self.skipped += skipped
+        self.skipped_names = (self.skipped_names + skipped_names)[:SKIPPED_NAMED]
         self.contents.update(contents)
 
     def finish(self) -> Iterator[Finding]:
@@ -658,6 +823,9 @@ class Run:
                     data, reading = self._read(dependent)
                 except UnreadablePath as exc:
                     yield Finding(dependent, unreadable=exc.reason)
+                    continue
+                except FibQuantKvError as exc:
+                    yield Finding(dependent, violations=[exc.violation], dependent_of=shape_path)
                     continue
                 finding = self.judge(dependent, data, reading=reading)
                 if finding is not None:
@@ -698,7 +866,14 @@ class Run:
                         MISSING.at(f"{where}/path", f"{entry.path}: {exc.reason}")
                     )
                     continue
-                found = _content(read(data) if reading is None else reading)
+                except FibQuantKvError as exc:
+                    finding.violations.append(
+                        MISSING.at(f"{where}/path", f"{entry.path}: {exc.message}")
+                    )
+                    continue
+                found = _content(
+                    read(data, encoding_of(entry.path, data)) if reading is None else reading
+                )
             if found is None:
                 finding.violations.append(
                     KIND.at(
@@ -885,6 +1060,13 @@ def create_set(folder: str | os.PathLike[str], store: Store | None = None) -> Co
             )
         assert finding.digest is not None  # a valid finding has its digest
         entries.append((name, finding))
+    if not entries:
+        raise SetError(
+            f"{root or '.'} holds no contract document: a set lists at least one (named like "
+            "key_shape.json, value_layout.cbor or page_geometry.json); nothing was written",
+            path=root or ".",
+            rule=EMPTY.id,
+        )
     digests = {_entry_path(root, name): f.digest or "" for name, f in entries}
     rows = []
     for name, finding in entries:
