@@ -16,7 +16,9 @@ import pytest
 
 import fib_quant_kv as fqk
 from fib_quant_kv.cli import main
-from tests.shared import EXAMPLES, ROOT, VECTORS, run
+from fib_quant_kv.codec.json import locate
+from fib_quant_kv.errors import pointer_tokens
+from tests.shared import EXAMPLES, ROOT, VECTORS, Cli, run
 
 KEY_SHAPE = str(EXAMPLES / "key_shape.json")
 
@@ -98,6 +100,11 @@ def test_cli_agrees_with_the_library_on_every_vector(
         assert rec["valid"] is case["expect"]["valid"], case["id"]
         assert code == (0 if case["expect"]["valid"] else 1), case["id"]
         assert rec["digest"] == verdict.digest == case["expect"].get("digest"), case["id"]
+        # A JSON document's errors say where they are, too.
+        for error in rec["errors"]:
+            assert (error.pop("line"), error.pop("column")) == locate(
+                case["doc"].encode(), pointer_tokens(error["pointer"])
+            ), case["id"]
         assert rec["errors"] == [v.to_json() for v in verdict.violations], case["id"]
 
 
@@ -179,11 +186,14 @@ def test_an_invalid_document_outranks_an_unreadable_path(
 
 
 def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
-    for argv in (["validate"], ["nonsense"], ["validate", "--format", "xml", KEY_SHAPE], []):
+    for argv in (["nonsense"], ["validate", "--format", "xml", KEY_SHAPE], []):
         with pytest.raises(SystemExit) as caught:
             main(argv)
         assert caught.value.code == 2
         assert "usage:" in capsys.readouterr().err
+    code, out, err = run(capsys, "validate")
+    assert (code, out) == (2, "")
+    assert err == "fib-quant-kv: validate needs a PATH (a file, a folder, or -), or --git\n"
 
 
 @pytest.mark.parametrize(
@@ -363,7 +373,10 @@ def test_a_file_name_that_is_not_utf8_is_printed_escaped(
 
 def test_the_pre_commit_hook_runs_validate_on_contract_file_names() -> None:
     hook = (ROOT / ".pre-commit-hooks.yaml").read_text(encoding="utf-8")
-    assert "entry: fib-quant-kv validate\n" in hook
+    # Once a commit, whatever it changes, judging what git tracks: no file names handed over.
+    assert "entry: fib-quant-kv validate --git --quiet\n" in hook
+    assert "pass_filenames: false\n" in hook
+    assert "always_run: true\n" in hook
     (pattern,) = re.findall(r"^  files: '(.*)'$", hook, re.M)
     names = [p.name for p in EXAMPLES.iterdir()]
     assert len(names) == 11  # five documents in JSON and CBOR, and their set file
@@ -385,7 +398,7 @@ class _Terminal(io.StringIO):
 def test_colour_and_progress_only_on_a_terminal(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from fib_quant_kv.cli.report import TextReporter
+    from fib_quant_kv.cli.reporters import TextReporter
 
     for index in range(300):
         write(tmp_path / f"s{index:03d}.json", (EXAMPLES / "key_shape.json").read_bytes())
@@ -435,3 +448,60 @@ def test_documents_the_hot_path_reads_are_validated_without_pydantic(tmp_path: P
     found = validate("--shape", str(EXAMPLES / "key_shape.cbor"), str(alone))
     assert len(found) == 10
     assert all(r["errors"] == [] and r["digest"] for r in found)
+
+
+# Nothing to judge --------------------------------------------------------------------------------
+
+
+def test_a_run_that_finds_no_contract_document_fails_saying_what_it_looked_at(
+    cli: Cli, tmp_path: Path
+) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    code, out, err = cli("validate", str(empty))
+    assert (code, out) == (2, "")
+    assert err == (
+        f"fib-quant-kv: nothing to judge: no contract document under {empty}: no JSON or CBOR "
+        "file named like a contract document there; expected files named like key_shape.json, "
+        "value_layout.cbor or page_geometry.json, or documents with a contract marker\n"
+    )
+    web = tmp_path / "web"
+    web.mkdir()
+    (web / "package.json").write_text('{"name": "x"}')
+    (web / "tsconfig.json").write_text("{}")
+    code, out, err = cli("validate", "--format", "json", str(web))
+    assert (code, out) == (2, "")
+    assert (
+        "2 JSON or CBOR files looked at, none a contract document "
+        f"({web}/package.json, {web}/tsconfig.json)"
+    ) in err
+
+
+def test_set_refuses_a_folder_without_contract_documents(cli: Cli, tmp_path: Path) -> None:
+    (tmp_path / "package.json").write_text("{}")
+    code, out, err = cli("set", str(tmp_path))
+    assert (code, out) == (1, "")
+    assert "holds no contract document: a set lists at least one" in err
+    assert err.rstrip().endswith("[set.empty]")
+    assert not (tmp_path / "fib-quant-kv-set.json").exists()
+
+
+def test_counts_agree_with_their_nouns(cli: Cli, tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    one = write(tmp_path / "a" / "key_shape.json", (EXAMPLES / "key_shape.json").read_bytes())
+    write(tmp_path / "a" / "notes.json", b"{}")
+    code, _, err = cli("validate", str(Path(one).parent))
+    assert code == 0
+    assert err == (
+        "1 document checked, 0 invalid, 1 skipped (a JSON or CBOR file that is no contract)\n"
+    )
+
+
+def test_help_states_each_default_once(capsys: pytest.CaptureFixture[str]) -> None:
+    for command in ("validate", "digest", "convert", "plan", "set", "rule"):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        out = " ".join(capsys.readouterr().out.split())
+        assert "(default: None)" not in out
+        assert "(default: False)" not in out
+        assert "default)) (default:" not in out

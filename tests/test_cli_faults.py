@@ -198,10 +198,19 @@ def test_layout_and_geometry_given_a_layout_name_the_document_not_an_option(cli:
     ("name", "data", "says"),
     [
         pytest.param(
+            # Random bytes in a .cbor file are read as CBOR, and said to be none.
             "key_shape.cbor",
             b"garbage",
-            "malformed JSON at line 1 column 1: expected a JSON value; the file is named .cbor "
-            "but its content reads as JSON (first byte 0x67): expected CBOR",
+            "truncated: an item claims 7 bytes, 6 bytes remain (at byte 1); the file is named "
+            ".cbor but is not a CBOR document (first byte 0x67)",
+            id="cbor-named-garbage",
+        ),
+        pytest.param(
+            # A .cbor file that opens as JSON does is read as JSON, and said to be so.
+            "key_shape.cbor",
+            b'{"schema_version": ',
+            "; the file is named .cbor but its content reads as JSON (first byte 0x7b): "
+            "expected CBOR",
             id="cbor-named-json-content",
         ),
         pytest.param(

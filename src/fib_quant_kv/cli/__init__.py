@@ -10,6 +10,7 @@ from typing import NoReturn
 
 from fib_quant_kv.cli import commands
 from fib_quant_kv.cli.commands import EXIT_INVALID, EXIT_USAGE, Unusable
+from fib_quant_kv.cli.reporters import REPORTERS
 from fib_quant_kv.codec import ENCODINGS
 from fib_quant_kv.files import UnreadablePath
 
@@ -25,8 +26,8 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
 
 
-class _Help(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
-    """Examples kept as written, and every option's default shown."""
+class _Help(argparse.RawDescriptionHelpFormatter):
+    """Examples kept as written; each option's help says its default where it has one."""
 
 
 def _count(text: str) -> int:
@@ -110,12 +111,30 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     )
     shape_option(sub, "every layout and geometry is checked against")
     structure_only(sub, "layouts and geometries whose shape cannot be found")
+    formats = "; ".join(f"{name}: {what}" for name, (_, what) in REPORTERS.items())
     sub.add_argument(
-        "--format", choices=("text", "json"), default="text", help="text, or JSON Lines"
+        "--output-format",
+        "--format",
+        choices=tuple(REPORTERS),
+        default="text",
+        metavar="FORMAT",
+        help=f"how to report: {formats} (default: text)",
+    )
+    sub.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="report problems only, and at most one summary line",
+    )
+    sub.add_argument(
+        "--git",
+        action="store_true",
+        help="judge every contract document git tracks under the PATHs (default: the whole "
+        "repository) and what the commit being made deletes or renames: the pre-commit hook",
     )
     sub.add_argument(
         "paths",
-        nargs="+",
+        nargs="*",
         metavar="PATH",
         help="a file, a folder (walked for contract documents), or - for standard input",
     )
@@ -131,7 +150,8 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
         "--encoding",
         choices=ENCODINGS,
         default="json",
-        help="digest the canonical JSON (the document digest) or the deterministic CBOR",
+        help="digest the canonical JSON (the document digest) or the deterministic CBOR "
+        "(default: json)",
     )
     sub.add_argument("file", metavar="FILE", help="a document, or - for standard input")
 
@@ -149,7 +169,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
         metavar="OUT",
         default="-",
         help="the file to write (atomically), or - for standard output; binary CBOR is never "
-        "written to a terminal",
+        "written to a terminal (default: -)",
     )
     shape_option(sub, "a layout or geometry is validated against")
     structure_only(sub, "the document (the reference's rules are not run)")
@@ -210,7 +230,9 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
         metavar="N",
         help="the prompt's tokens: each layer holds them, or the window it keeps of them",
     )
-    sub.add_argument("--batch", type=_count, default=1, metavar="B", help="sequences cached")
+    sub.add_argument(
+        "--batch", type=_count, default=1, metavar="B", help="sequences cached (default: 1)"
+    )
     sub.add_argument(
         "--dtype",
         type=commands.dtype,
@@ -234,7 +256,10 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
         help="write the documents and their set file here, replacing an earlier plan's set",
     )
     sub.add_argument(
-        "--format", choices=ENCODINGS, default="json", help="the encoding of the files --out writes"
+        "--format",
+        choices=ENCODINGS,
+        default="json",
+        help="the encoding of the files --out writes (default: json)",
     )
     sub.add_argument(
         "--family",

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
-from fib_quant_kv.cli.report import REPORTERS, plan_lines
+from fib_quant_kv.cli.plan_table import plan_lines
 from fib_quant_kv.files import CONTRACT_NAME, STDIN, read_limited
 
 if TYPE_CHECKING:
@@ -60,13 +60,13 @@ def _shape(path: str) -> KvTensorShapeV1:
 
 def _document(path: str) -> Document:
     from fib_quant_kv.errors import DecodeError
-    from fib_quant_kv.files import encoding_note
+    from fib_quant_kv.files import encoding_note, encoding_of
     from fib_quant_kv.verdict import decode
 
     data = read_limited(path)
     with about(path):
         try:
-            return decode(data)
+            return decode(data, encoding_of(path, data))
         except DecodeError as exc:
             note = encoding_note(path, data)
             if note is not None:
@@ -154,35 +154,91 @@ def dtype(text: str) -> str:
 
 def validate(args: argparse.Namespace) -> int:
     from fib_quant_kv.cli import parallel
-    from fib_quant_kv.files import expand
-    from fib_quant_kv.sets import Run
+    from fib_quant_kv.cli.reporters import REPORTERS, Tally
+    from fib_quant_kv.files import Named, UnreadablePath, expand
+    from fib_quant_kv.sets import Finding, Run, Store
     from fib_quant_kv.verdict import Checker
 
-    _stdin_once(args.shape, *args.paths)
+    paths: list[str] = args.paths or ([] if not args.git else ["."])
+    if not paths:
+        raise Unusable("validate needs a PATH (a file, a folder, or -), or --git")
+    _stdin_once(args.shape, *paths)
     checker = None
     if args.shape is not None:
         data = read_limited(args.shape)
         with about(args.shape):
             # Read by the hot path where it can be: no model, so no pydantic, for such a shape.
             checker = Checker.for_shape(data)
-    run = Run(shape=checker, shape_path=args.shape, structure_only=args.structure_only)
-    make_reporter = REPORTERS[args.format]
-    reporter = make_reporter(sys.stdout, sys.stderr)
-    tally = parallel.Tally()
-    items = list(expand(args.paths))
+    store: Store | None = None
+    items: list[Named | UnreadablePath]
+    if args.git:
+        from fib_quant_kv.gitindex import GitUnavailable, Tracked
+
+        if STDIN in paths:
+            raise Unusable("--git judges the files git tracks: - (standard input) is none")
+        try:
+            tracked = Tracked(paths)
+        except GitUnavailable as exc:
+            raise Unusable(f"--git: {exc}") from None
+        store, items = tracked, list(tracked.items())
+    else:
+        items = list(expand(paths))
+    run = Run(store, shape=checker, shape_path=args.shape, structure_only=args.structure_only)
+    make_reporter, _ = REPORTERS[args.output_format]
+    reporter = make_reporter(sys.stdout, sys.stderr, args.quiet)
+    tally = Tally()
+
+    def report(finding: Finding) -> None:
+        tally.add(finding)
+        reporter.finding(finding)
+
+    reporter.begin()
     if parallel.worth_it(items, sys.stdout):
-        parallel.judge(run, items, reporter, tally, make_reporter)
+        parallel.judge(run, items, report)
     else:
         for finding in run.judge_items(items):
-            tally.add(finding)
-            reporter.report(finding)
+            report(finding)
     for finding in run.finish():
-        tally.add(finding)
-        reporter.report(finding)
-    reporter.finish(tally.checked, tally.invalid, tally.unreadable, run.skipped)
+        report(finding)
+    if args.git:
+        from fib_quant_kv.gitindex import GitUnavailable, removals
+
+        try:
+            removed = removals()
+        except GitUnavailable as exc:
+            raise Unusable(f"--git: {exc}") from None
+        for finding in run.removed(removed):
+            report(finding)
+    tally.skipped = run.skipped
+    reporter.finish(tally)
     if tally.invalid:
         return EXIT_INVALID
-    return EXIT_USAGE if tally.unreadable else EXIT_VALID
+    if tally.unreadable:
+        return EXIT_USAGE
+    if tally.checked == 0:
+        raise Unusable(_nothing_judged(paths, args.git, run.skipped, run.skipped_names))
+    return EXIT_VALID
+
+
+def _nothing_judged(paths: list[str], git: bool, skipped: int, names: list[str]) -> str:
+    """Why a run that judged no document fails: what it looked at, and what it skipped."""
+    where = ", ".join(paths)
+    if git:
+        looked = f"git tracks no contract document under {where}"
+    else:
+        looked = f"no contract document under {where}"
+    if skipped:
+        more = f", ... ({skipped} in all)" if skipped > len(names) else ""
+        looked += (
+            f": {skipped} JSON or CBOR file{'s' if skipped != 1 else ''} looked at, none a "
+            f"contract document ({', '.join(names)}{more})"
+        )
+    else:
+        looked += ": no JSON or CBOR file named like a contract document there"
+    return (
+        f"nothing to judge: {looked}; expected files named like key_shape.json, "
+        "value_layout.cbor or page_geometry.json, or documents with a contract marker"
+    )
 
 
 def digest(args: argparse.Namespace) -> int:

@@ -2,45 +2,27 @@
 
 Judging is pure Python, so a thread would not help; a forked child starts with everything this
 process has imported and read, at a cost of milliseconds. The child judges the later half of the
-paths (in the order the run gives them) and sends back its report as text, with its tally and
-what its run noted; the parent judges the first half meanwhile, then writes the child's text
-after its own, so the output is the same, in the same order, as one process writes (a test
-holds the two to equal output). If the child fails in any way, the parent judges its half.
+paths (in the order the run gives them) and sends back its findings and what its run noted; the
+parent judges the first half meanwhile, then hands the child's findings to the same reporter
+after its own, so the reporter sees every finding once, in the order one process gives them,
+and finishes once (a test holds the split run's output to one process's, in every format). If
+the child fails in any way, the parent judges its half.
 """
 
 from __future__ import annotations
 
-import io
+import dataclasses
 import os
-import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:
-    from fib_quant_kv.cli.report import Reporter
     from fib_quant_kv.files import Named, UnreadablePath
     from fib_quant_kv.sets import Finding, Run
 
 # Below a few thousand small files the fork and the hand-over cost about what the second core
 # saves; from this many on, the split is a clear gain.
 PARALLEL_FROM = 4096
-
-
-@dataclass(slots=True)
-class Tally:
-    """How many paths a run judged, found invalid, and could not read."""
-
-    checked: int = 0
-    invalid: int = 0
-    unreadable: int = 0
-
-    def add(self, finding: Finding) -> None:
-        if finding.unreadable is not None:
-            self.unreadable += 1
-        else:
-            self.checked += 1
-            self.invalid += not finding.valid
 
 
 def worth_it(items: Sequence[object], out: TextIO) -> bool:
@@ -55,31 +37,22 @@ def worth_it(items: Sequence[object], out: TextIO) -> bool:
 
 
 def judge(
-    run: Run,
-    items: Sequence[Named | UnreadablePath],
-    reporter: Reporter,
-    tally: Tally,
-    make_reporter: Callable[[TextIO, TextIO], Reporter],
+    run: Run, items: Sequence[Named | UnreadablePath], report: Callable[[Finding], None]
 ) -> None:
-    """Judge `items` with `run`, the later half in a child, reporting in order to `reporter`."""
+    """Judge `items` with `run`, the later half in a child; `report` gets each finding in order."""
     import pickle  # here, not at the top: only a run this large pays for the import
 
     half = len(items) // 2
     first, second = items[:half], items[half:]
-    sys.stdout.flush()
-    sys.stderr.flush()
     read_end, write_end = os.pipe()
     pid = os.fork()
-    if pid == 0:  # the child: judge the second half, send the report, tally and notes
+    if pid == 0:  # the child: judge the second half, send the findings and the notes
         os.close(read_end)
         status = 1
         try:
-            out, err = io.StringIO(), io.StringIO()
-            child_reporter, child_tally = make_reporter(out, err), Tally()
-            for finding in run.judge_items(second):
-                child_tally.add(finding)
-                child_reporter.report(finding)
-            payload = (out.getvalue(), err.getvalue(), child_tally, run.notes())
+            # A finding's verdict (its model, made on demand) stays here: a report needs none.
+            found = [dataclasses.replace(f, verdict=None) for f in run.judge_items(second)]
+            payload = (found, run.notes())
             with os.fdopen(write_end, "wb") as pipe:
                 pipe.write(pickle.dumps(payload, pickle.HIGHEST_PROTOCOL))
             status = 0
@@ -87,20 +60,15 @@ def judge(
             os._exit(status)
     os.close(write_end)
     for finding in run.judge_items(first):
-        tally.add(finding)
-        reporter.report(finding)
+        report(finding)
     with os.fdopen(read_end, "rb") as pipe:
         received = pipe.read()
     _, status = os.waitpid(pid, 0)
     if os.waitstatus_to_exitcode(status) != 0 or not received:
         for finding in run.judge_items(second):  # the child failed: its half is judged here
-            tally.add(finding)
-            reporter.report(finding)
+            report(finding)
         return
-    text, errors, child_tally, notes = pickle.loads(received)
-    sys.stdout.write(text)
-    sys.stderr.write(errors)
-    tally.checked += child_tally.checked
-    tally.invalid += child_tally.invalid
-    tally.unreadable += child_tally.unreadable
+    findings, notes = pickle.loads(received)
+    for finding in findings:
+        report(finding)
     run.absorb(notes)
