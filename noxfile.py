@@ -42,6 +42,7 @@ nox.options.sessions = [
     "tests",
     "wheel",
     "minimum",
+    "hook",
     "transformers",
 ]
 
@@ -320,6 +321,25 @@ def mutation(session: nox.Session) -> None:
 # then finds it satisfied instead of pulling a CUDA build of several gigabytes.
 TORCH = "torch==2.13.0"
 TRANSFORMERS = "transformers==5.24.0"
+
+
+PRE_COMMIT = "pre-commit==4.7.0"
+
+
+@nox.session(python="3.11")
+def hook(session: nox.Session) -> None:
+    """The hook as users install it: the real pre-commit builds it from this tree and runs it."""
+    session.install(PRE_COMMIT, ".[test]")
+    session.run(
+        "pytest",
+        "tests/test_precommit.py",
+        "-p",
+        "no:cacheprovider",
+        "-q",
+        *session.posargs,
+        # Here a missing pre-commit fails the run instead of skipping the module.
+        env={"FIB_QUANT_KV_REQUIRE_PRECOMMIT": "1"},
+    )
 
 
 @nox.session(python="3.11")

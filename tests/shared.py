@@ -6,6 +6,7 @@ Fixtures are in conftest.py; this module is imported by the test modules that ne
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -50,3 +51,11 @@ class Cli:
         """`validate --format json ARGV`: the exit code and one record per line."""
         code, out, _ = self("validate", "--format", "json", *argv)
         return code, [json.loads(line) for line in out.splitlines()]
+
+
+def git(repo: Path, *args: str) -> str:
+    """What git prints for these arguments in this repository (a failure raises)."""
+    done = subprocess.run(
+        ["git", "-C", str(repo), *args], capture_output=True, text=True, check=True
+    )
+    return done.stdout

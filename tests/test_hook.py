@@ -6,49 +6,11 @@ command is run in process, in real git repositories.
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.shared import CONFIGS, Cli
-
-pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
-
-
-def git(repo: Path, *args: str) -> str:
-    done = subprocess.run(
-        ["git", "-C", str(repo), *args], capture_output=True, text=True, check=True
-    )
-    return done.stdout
-
-
-@pytest.fixture
-def repo(cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A repository of three model folders as `plan` writes them, committed; the cwd."""
-    root = tmp_path / "repo"
-    root.mkdir()
-    git(root, "init", "-q", "-b", "main")
-    git(root, "config", "user.email", "test@example.invalid")
-    git(root, "config", "user.name", "test")
-    for name, config in (
-        ("llama", "llama-3.1-8b.json"),
-        ("qwen", "qwen2.5-7b.json"),
-        ("gemma", "gemma-2-2b.json"),
-    ):
-        code, _, err = cli(
-            "plan", str(CONFIGS / config), "--tokens", "8192", "--tokens-per-page", "256",
-            "--encoded-block-bytes", "72", "--out", str(root / "models" / name),
-        )  # fmt: skip
-        assert code == 0, err
-    (root / "package.json").write_text('{"name": "web"}')  # not a contract: not judged
-    git(root, "add", "-A")
-    git(root, "commit", "-q", "-m", "contracts")
-    monkeypatch.chdir(root)
-    monkeypatch.delenv("PRE_COMMIT_FROM_REF", raising=False)
-    monkeypatch.delenv("PRE_COMMIT_TO_REF", raising=False)
-    return root
+from tests.shared import Cli, git
 
 
 def test_an_unchanged_valid_repository_passes(cli: Cli, repo: Path) -> None:
