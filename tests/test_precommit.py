@@ -137,3 +137,11 @@ def test_a_pushed_range_is_judged(hooked: Path, precommit_home: Path) -> None:
     done = precommit(hooked, precommit_home, "run", "--from-ref", start, "--to-ref", "HEAD")
     assert done.returncode != 0, done.stdout + done.stderr
     assert "models/llama/value_shape.json::: deleted by the commit" in done.stdout
+
+
+def test_try_repo_runs_the_hook_of_the_work_tree(repo: Path, precommit_home: Path) -> None:
+    # `pre-commit try-repo` is how a user tries a hook before pinning it.
+    git(repo, "rm", "-q", "models/llama/key_shape.json")
+    done = precommit(repo, precommit_home, "try-repo", str(ROOT), HOOK_ID)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "models/llama/key_shape.json::: deleted by the commit" in done.stdout
