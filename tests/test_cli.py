@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -18,7 +17,7 @@ import fib_quant_kv as fqk
 from fib_quant_kv.cli import main
 from fib_quant_kv.codec.json import locate
 from fib_quant_kv.errors import pointer_tokens
-from tests.shared import EXAMPLES, ROOT, VECTORS, Cli, run
+from tests.shared import EXAMPLES, VECTORS, Cli, run
 
 KEY_SHAPE = str(EXAMPLES / "key_shape.json")
 
@@ -369,25 +368,6 @@ def test_a_file_name_that_is_not_utf8_is_printed_escaped(
     out.encode("utf-8")  # printable on any UTF-8 stream
     code, out, _ = run(capsys, "validate", str(tmp_path))
     assert out.startswith(f"{tmp_path}/bad\\xffname.json: valid shape")
-
-
-def test_the_pre_commit_hook_runs_validate_on_contract_file_names() -> None:
-    hook = (ROOT / ".pre-commit-hooks.yaml").read_text(encoding="utf-8")
-    # Once a commit, whatever it changes, judging what git tracks: no file names handed over.
-    assert "entry: fib-quant-kv validate --git --quiet\n" in hook
-    assert "pass_filenames: false\n" in hook
-    assert "always_run: true\n" in hook
-    (pattern,) = re.findall(r"^  files: '(.*)'$", hook, re.M)
-    names = [p.name for p in EXAMPLES.iterdir()]
-    assert len(names) == 11  # five documents in JSON and CBOR, and their set file
-    assert all(re.search(pattern, f"repo/kv/{name}") for name in names)
-    # The hook's documents are the ones a walk always judges, and set files.
-    from fib_quant_kv.files import CONTRACT_NAME, HOOK_FILES
-
-    assert pattern == HOOK_FILES
-    assert [n for n in names if not CONTRACT_NAME.search(n)] == ["fib-quant-kv-set.json"]
-    for other in ("package.json", "config.json", "tsconfig.json", "kv/shapes.txt"):
-        assert not re.search(pattern, other)
 
 
 class _Terminal(io.StringIO):

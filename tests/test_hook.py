@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.shared import Cli, git
+from tests.shared import EXAMPLES, ROOT, Cli, git
 
 
 def test_an_unchanged_valid_repository_passes(cli: Cli, repo: Path) -> None:
@@ -111,3 +111,31 @@ def test_outside_a_repository_or_with_nothing_tracked_it_says_so(
     code, out, err = cli("validate", "--git")
     assert (code, out) == (2, "")
     assert "nothing to judge: git tracks no contract document under ." in err
+
+
+def test_the_hook_runs_once_a_commit_on_what_git_tracks() -> None:
+    hook = (ROOT / ".pre-commit-hooks.yaml").read_text(encoding="utf-8")
+    # Whatever the commit changes (a commit that only deletes a shape too), with no file names
+    # handed over (pre-commit would hand only the files that still exist, split across processes).
+    assert "entry: fib-quant-kv validate --git --quiet\n" in hook
+    assert "pass_filenames: false\n" in hook
+    assert "always_run: true\n" in hook
+    assert "require_serial: true\n" in hook
+
+
+def test_the_hook_judges_contract_documents_and_set_files_only() -> None:
+    from fib_quant_kv.files import CONTRACT_NAME, HOOK_PATTERN
+
+    names = [p.name for p in EXAMPLES.iterdir()]
+    assert len(names) == 11  # five documents in JSON and CBOR, and their set file
+    assert all(HOOK_PATTERN.search(f"repo/kv/{name}") for name in names)
+    # The documents a walk always judges, and set files.
+    assert [n for n in names if not CONTRACT_NAME.search(n)] == ["fib-quant-kv-set.json"]
+    for other in (
+        "package.json",
+        "config.json",
+        "tsconfig.json",
+        "kv/shapes.txt",
+        "fib-quant-kv-setXjson",
+    ):
+        assert not HOOK_PATTERN.search(other), other

@@ -110,8 +110,16 @@ def test_github_annotations_at_the_line_and_column(cli: Cli, broken: Path) -> No
         "at /tokens_per_page: tokens_per_page must be in 1..=8192 (the shape's tokens), got "
         f"9000 against {key} {digest_of(Path(key))}, {value} {digest_of(Path(value))}"
     )
-    assert errors[1].startswith("::error file=")
-    assert ",title=set.document_digest::" in errors[1]
+    # A set file's fault is at its line too: where the stale digest stands.
+    set_file = broken / "llama" / "fib-quant-kv-set.json"
+    text = set_file.read_text()
+    (entry,) = (e for e in json.loads(text)["documents"] if e["path"] == "page_geometry.json")
+    start = text.index(f'"{entry["digest"]}"')
+    line, column = text.count("\n", 0, start) + 1, start - text.rfind("\n", 0, start)
+    assert errors[1].startswith(
+        f"::error file={str(set_file).replace(':', '%3A')},line={line},col={column},"
+        "title=set.document_digest::at /documents/"
+    )
     assert len(errors) == 2
     assert out.splitlines()[-1] == "12 documents checked, 2 invalid"
     code, out, _ = cli("validate", "--format", "github", "-q", str(broken))

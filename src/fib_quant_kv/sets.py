@@ -329,6 +329,7 @@ class LoadedSet:
         self.entries = {entry.path: entry for entry in entries}
         self.digest = digest
         self.violations: list[Violation] = []
+        self.data = b""  # the file's bytes, where they could be read: to say where a fault is
 
     def dependents(self, shape_path: str) -> list[str]:
         """The listed layouts and geometries bound to a shape."""
@@ -379,7 +380,8 @@ def load_set(store: Store, path: str) -> LoadedSet:
     folder = posixpath.dirname(path)
     loaded = LoadedSet(path, [], None)
     try:
-        value = decode_json(store.read(path))
+        loaded.data = store.read(path)
+        value = decode_json(loaded.data)
         model = ContractSetV1.model_validate(value)
     except UnreadablePath as exc:
         loaded.violations.append(MALFORMED.at("", f"cannot read: {exc.reason}"))
@@ -839,7 +841,15 @@ class Run:
                     yield self.check_set(loaded)
 
     def check_set(self, loaded: LoadedSet) -> Finding:
-        """The finding for a set file: its own problems, then each listed document's."""
+        """The finding for a set file: its own problems, then each listed document's, each with
+        its line and column in the file."""
+        from fib_quant_kv.codec.json import located
+
+        finding = self._check_set(loaded)
+        finding.violations = located(loaded.data, finding.violations)
+        return finding
+
+    def _check_set(self, loaded: LoadedSet) -> Finding:
         finding = Finding(loaded.path, kind="set", violations=list(loaded.violations))
         if loaded.violations and loaded.digest is None:
             return finding
