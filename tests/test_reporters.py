@@ -195,6 +195,25 @@ def test_sarif_names_what_could_not_be_read_as_the_runs_notifications(
     assert run["invocations"][0]["executionSuccessful"] is False
 
 
+def test_sarif_of_a_run_with_nothing_to_judge_says_the_run_failed(
+    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from jsonschema import validators
+
+    (tmp_path / "package.json").write_text('{"name": "web"}')
+    monkeypatch.chdir(tmp_path)
+    code, out, err = cli("validate", "--format", "sarif", ".")
+    assert code == 2
+    log = json.loads(out)
+    assert list(validators.validator_for(sarif_schema())(sarif_schema()).iter_errors(log)) == []
+    (run,) = log["runs"]
+    assert run["results"] == []
+    (note,) = run["invocations"][0]["toolExecutionNotifications"]
+    assert note["message"]["text"].startswith("nothing to judge: no contract document under .")
+    assert run["invocations"][0]["executionSuccessful"] is False
+    assert err == f"fib-quant-kv: {note['message']['text']}\n"
+
+
 class Recording:
     """A reporter that notes each call of its contract."""
 

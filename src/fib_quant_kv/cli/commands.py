@@ -210,13 +210,15 @@ def validate(args: argparse.Namespace) -> int:
         for finding in run.removed(removed):
             report(finding)
     tally.skipped = run.skipped
+    if not (tally.invalid or tally.unreadable or tally.checked):
+        tally.failure = _nothing_judged(paths, args.git, run.skipped, run.skipped_names)
     reporter.finish(tally)
     if tally.invalid:
         return EXIT_INVALID
     if tally.unreadable:
         return EXIT_USAGE
-    if tally.checked == 0:
-        raise Unusable(_nothing_judged(paths, args.git, run.skipped, run.skipped_names))
+    if tally.failure is not None:
+        raise Unusable(tally.failure)
     return EXIT_VALID
 
 

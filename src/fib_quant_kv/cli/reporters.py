@@ -48,6 +48,9 @@ class Tally:
     invalid: int = 0
     unreadable: int = 0
     skipped: int = 0
+    # Why the run failed as a whole, when it did (nothing to judge): said by the command line
+    # on standard error, and by a format that has a place for it (SARIF's notifications).
+    failure: str | None = None
 
     def add(self, finding: Finding) -> None:
         if finding.unreadable is not None:
@@ -294,6 +297,8 @@ class SarifReporter:
             self.results.append(result)
 
     def finish(self, tally: Tally) -> None:
+        if tally.failure is not None:
+            self.notes.append({"level": "error", "message": {"text": tally.failure}})
         self.out.write(json.dumps(sarif_log(self.results, self.notes), indent=2) + "\n")
 
 
