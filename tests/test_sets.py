@@ -580,6 +580,8 @@ def test_a_run_reads_each_document_once(
     # run is split).
     from fib_quant_kv import sets, verdict
     from fib_quant_kv.cli import parallel
+    from fib_quant_kv.sets import pairing
+    from fib_quant_kv.sets import run as judging
 
     decoded: list[bytes] = []
     decode = verdict.read
@@ -588,7 +590,8 @@ def test_a_run_reads_each_document_once(
         decoded.append(data)
         return decode(data, encoding)
 
-    monkeypatch.setattr(sets, "read", counted_decode)
+    monkeypatch.setattr(pairing, "read", counted_decode)  # a shape read for its checker
+    monkeypatch.setattr(judging, "read", counted_decode)  # a document judged
     monkeypatch.setattr(verdict, "read", counted_decode)  # as Checker.for_shape calls it
     reads: list[str] = []
     checking: list[str] = []
