@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 import fib_quant_kv as fqk
-from fib_quant_kv import structure, verdict
+from fib_quant_kv import proofs, structure, verdict
 from fib_quant_kv.hf.plan import plan_from_hf_config
 from tests.shared import CONFIGS, EXAMPLES
 
@@ -89,25 +89,25 @@ def test_the_memory_forgets_each_model_as_it_is_freed() -> None:
 
     data = (EXAMPLES / "key_shape.json").read_bytes()
     gc.collect()  # what earlier tests left in cycles, gone before counting
-    before = len(verdict._PROOFS)
+    before = len(proofs.PROOFS)
     kept = [fqk.decode(data) for _ in range(300)]
-    assert len(verdict._PROOFS) == before + 300
+    assert len(proofs.PROOFS) == before + 300
     del kept[100:]
-    assert len(verdict._PROOFS) == before + 100
+    assert len(proofs.PROOFS) == before + 100
     for _ in range(5000):
         fqk.digest(fqk.decode(data))  # freed at once, whatever address the next one gets
     cycle: list[object] = [fqk.decode(data)]
     cycle.append(cycle)  # freed by the collector, not by its count
     del cycle
     gc.collect()
-    assert len(verdict._PROOFS) == before + 100
-    assert all(proof.ref() is not None for proof in verdict._PROOFS.values())
+    assert len(proofs.PROOFS) == before + 100
+    assert all(proof.ref() is not None for proof in proofs.PROOFS.values())
     # A model proven again keeps one entry, dropped when it goes.
     model = kept[0]
     fqk.Checker(model)  # type: ignore[arg-type]  # a shape
     verdict.remember(model)
     del kept, model
-    assert len(verdict._PROOFS) == before
+    assert len(proofs.PROOFS) == before
 
 
 def test_check_keeps_the_references_verdict_beside_the_schemas() -> None:

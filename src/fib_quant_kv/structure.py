@@ -28,6 +28,7 @@ from fib_quant_kv.contracts import (
     unknown_field,
 )
 from fib_quant_kv.errors import Rule, Violation, pointer
+from fib_quant_kv.proofs import remember
 
 P = ParamSpec("P")
 D = TypeVar("D", bound=Document)
@@ -182,8 +183,6 @@ def from_fields(build: Callable[P, D], *args: P.args, **kwargs: P.kwargs) -> D:
 
     A field its schema refuses is a SchemaError, not a pydantic one.
     """
-    from fib_quant_kv.verdict import remember
-
     try:
         return remember(build(*args, **kwargs))
     except ValidationError as exc:

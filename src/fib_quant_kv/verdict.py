@@ -4,21 +4,15 @@ This module alone decides how the stages combine: which run, in which order, wha
 beside what, and what a caller may skip because it was proven already. Everything else in the
 package (derive, plan, the model-config readers, the CLI, sets of documents) asks it.
 
-A model this package proved (decoded, derived, or validated once) is remembered, so the next
-call that receives it does not validate it again. The memory is safe: it is keyed by the
-object's identity, holds it weakly, and keeps a snapshot of its field values, so a model built
-with `model_construct`, changed by `model_copy(update=...)`, or altered in place is checked
-afresh.
+A model this package proved (decoded, derived, or validated once) is remembered (proofs.py), so
+the next call that receives it does not validate it again.
 """
 
 from __future__ import annotations
 
-import functools
-import operator
 import os
-import weakref
 from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar, overload
+from typing import TYPE_CHECKING, TypeAlias, TypeVar, overload
 
 from fib_quant_kv.codec import Encoding, decode_value, detect
 from fib_quant_kv.contracts import CONTRACTS, MARKER, SHAPE_SCHEMA, Contract, Kind, contract_of
@@ -29,11 +23,11 @@ from fib_quant_kv.fastpath import (
     canonical_of,
     decode_cbor,
     decode_json,
-    fields_of,
     model_of,
     read_cbor,
     read_json,
 )
+from fib_quant_kv.proofs import PROOFS, Proof, proof_of, remember, remember_fields
 from fib_quant_kv.rules import DocumentFields, broken_shape, semantic_violations
 from fib_quant_kv.rules.shape import ShapeFields, shape_violations
 
@@ -62,74 +56,9 @@ __all__ = [
 ]
 
 
-# What is remembered of a proven model ------------------------------------------------------
-
-
-class _Proof:
-    """A model whose schema holds: its field values then, and what was learnt of it since."""
-
-    __slots__ = ("canonical", "fields", "own", "ref")
-
-    def __init__(
-        self, ref: weakref.ref[Any], fields: DocumentFields, canonical: bytes | None
-    ) -> None:
-        self.ref = ref
-        # The values as the hot path's fields (the contract's named tuple): the rules read them
-        # there, at a tuple's speed, where a pydantic model's every attribute read passes its
-        # __getattr__ hook; as a tuple, they are the snapshot the model is held to.
-        self.fields = fields
-        # Its canonical JSON, once known (the hot path knows it from the bytes).
-        self.canonical = canonical
-        # A shape's own rule violations, once run: they depend on nothing else.
-        self.own: list[Violation] | None = None
-
-
-# Proofs by the model's id, each dropped as its model is freed: the weak reference's callback
-# is the table's own pop of that key (a C-level call, no Python frame), run while the model is
-# being freed, before its id can be another object's. So the table holds live models only,
-# whatever the caller keeps, and the memory of models that are gone is freed with them.
-#
-# The key is the id without its low four bits (id >> 4), which are always zero: objects are
-# 16-byte aligned, and two live models lie further apart than that. An int hashes to itself
-# and a dict probes from the low bits; with them all zero, and entries coming and going as
-# models do, a lookup walked long chains of freed slots (object.__hash__ rotates an address
-# for the same reason).
-_PROOFS: dict[int, _Proof] = {}
-_forget = _PROOFS.pop
-
-
-def remember(model: D, canonical: bytes | None = None) -> D:
-    """Record that a model's schema holds (the caller has just proven it); returns the model."""
-    return _remember(model, fields_of(contract_of(model), model.__dict__.values()), canonical)
-
-
-def _remember(model: D, fields: DocumentFields, canonical: bytes | None) -> D:
-    """remember, given the model's fields (which the hot path has already)."""
-    key = id(model) >> 4  # see _PROOFS
-    # pop(key, ref) when the model is freed: the reference is pop's default, so a key that is
-    # already gone (the model proven again since) is no error.
-    forget = functools.partial(_forget, key)
-    _PROOFS[key] = _Proof(weakref.ref(model, forget), fields, canonical)
-    return model
-
-
-def _proof(model: Document) -> _Proof | None:
-    """What is remembered of this very model, unless it changed since."""
-    proof = _PROOFS.get(id(model) >> 4)
-    if proof is None or proof.ref() is not model:
-        return None
-    # The very objects it held when proven: equal values are not enough (True == 1, 128.0 ==
-    # 128), and the snapshot keeps them alive, so an identity cannot be reused.
-    now = model.__dict__
-    held: tuple[object, ...] = proof.fields  # type: ignore[assignment]  # a named tuple
-    if len(now) != len(held) or not all(map(operator.is_, now.values(), held)):
-        return None
-    return proof
-
-
-def _prove(model: Document, contract: Contract) -> tuple[_Proof | None, Structure | None]:
+def _prove(model: Document, contract: Contract) -> tuple[Proof | None, Structure | None]:
     """The model's proof, checking its schema first if it has none (and remembering a pass)."""
-    proof = _proof(model)
+    proof = proof_of(model)
     if proof is not None:
         return proof, None
     from fib_quant_kv.structure import check_structure
@@ -139,13 +68,13 @@ def _prove(model: Document, contract: Contract) -> tuple[_Proof | None, Structur
     found = check_structure(dict(model), contract)
     if found.violations:
         return None, found
-    return _PROOFS[id(remember(model)) >> 4], None
+    return PROOFS[id(remember(model)) >> 4], None
 
 
 # Models ------------------------------------------------------------------------------------
 
 
-def _own(proof: _Proof) -> list[Violation]:
+def _own(proof: Proof) -> list[Violation]:
     """A proven shape's own rule violations: they depend on nothing else, so run once."""
     if proof.own is None:
         proof.own = list(shape_violations(proof.fields))  # type: ignore[arg-type]  # a shape's
@@ -181,7 +110,7 @@ def _shape_for(contract: Contract, shape: KvTensorShapeV1 | None) -> KvTensorSha
 
 def _violations(
     doc: Document, shape: KvTensorShapeV1 | None
-) -> tuple[list[Violation], _Proof | None, Contract]:
+) -> tuple[list[Violation], Proof | None, Contract]:
     """Every violation of a model, its proof when its schema holds, and its contract."""
     contract = contract_of(doc)
     shape_fields: ShapeFields | None = None
@@ -312,7 +241,7 @@ def _decode(data: bytes, encoding: Encoding | None) -> Document:
     encoding = encoding or detect(data)
     made = decode_json(data) if encoding == "json" else decode_cbor(data)
     if made is not None:
-        return _remember(*made)
+        return remember_fields(*made)
     reading = _strict(data, encoding)
     if isinstance(reading, Violation):
         raise reading.to_error()
@@ -420,7 +349,7 @@ class Verdict:
         """The model of the document, if its structure is valid (built on first use)."""
         if self._document is None and self._canonical is not None:
             contract, fields, canonical = self._canonical
-            self._document = _remember(*model_of(contract, fields), canonical)
+            self._document = remember_fields(*model_of(contract, fields), canonical)
         return self._document
 
     @property
@@ -526,7 +455,7 @@ class Checker:
         if self._shape_model is None and fields is not None and canonical is not None:
             model, held = model_of(CONTRACTS[SHAPE_SCHEMA], fields)
             assert isinstance(model, _shape_class())  # the marker said so
-            self._shape_model = _remember(model, held, canonical)
+            self._shape_model = remember_fields(model, held, canonical)
         return self._shape_model
 
     @property
