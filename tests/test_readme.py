@@ -77,3 +77,32 @@ def test_readme_python_blocks_pass_mypy_strict(tmp_path: Path) -> None:
     assert len(errors) == 1, out + err
     assert errors[0].startswith(f"{source}:2: error: Incompatible types in assignment"), out
     assert status == 1
+
+
+def layout_modules() -> set[str]:
+    """The modules the README's layout names under src/fib_quant_kv/, as paths from there."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = text.split("## Layout", 1)[1].split("```\n", 2)[1]
+    found: set[str] = set()
+    folders: list[str] = []
+    inside = False
+    for line in block.splitlines():
+        name = line.split()[0] if line.strip() else ""
+        depth = (len(line) - len(line.lstrip())) // 2
+        if depth == 0:
+            inside = name == "src/fib_quant_kv/"
+            continue
+        if not inside or not name or line[depth * 2 :].startswith(" "):
+            continue  # outside the package, or a description's second line
+        folders = folders[: depth - 1]
+        if name.endswith("/"):
+            folders.append(name)
+        elif name.endswith(".py"):
+            found.add("".join(folders) + name)
+    return found
+
+
+def test_the_layout_names_every_module_of_the_package() -> None:
+    package = ROOT / "src" / "fib_quant_kv"
+    modules = {p.relative_to(package).as_posix() for p in package.rglob("*.py")}
+    assert layout_modules() == modules
