@@ -101,10 +101,7 @@ def test_plan_out_onto_a_file_under_a_file_and_in_a_folder_it_cannot_write(
     plan = ["plan", LLAMA, "--tokens", "64", "--out"]
     code, out, err = cli(*plan, str(afile))
     assert (code, out) == (2, "")
-    assert (
-        err
-        == f"fib-quant-kv: {afile}: not a folder: --out expects a folder to write the plan into\n"
-    )
+    assert err == f"fib-quant-kv: {afile}: not a folder: expected a folder to write the plan into\n"
     code, out, err = cli(*plan, str(afile / "sub"))
     assert (code, out) == (2, "")
     assert err == f"fib-quant-kv: {afile / 'sub'}: cannot make the folder: Not a directory\n"

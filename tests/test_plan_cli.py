@@ -569,3 +569,35 @@ def test_an_unreadable_config_is_refused_without_a_traceback(
         assert err.startswith(f"fib-quant-kv: {path}: ")
         assert "cannot open" in err or "a folder without a config.json" in err
         assert "Traceback" not in err
+
+
+def test_the_library_writes_a_plan_folder_as_the_command_line_does(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    config = json.loads((CONFIGS / "gemma-2-2b.json").read_text())
+    sizes = {"tokens_per_page": 256, "encoded_block_bytes": 72}
+    planned = fqk.plan_from_hf_config(config, tokens=8192, **sizes)
+    written = fqk.write_plan(planned, str(tmp_path / "lib"))
+    assert [Path(path).name for path, _ in written][-1] == SET_FILE
+    assert len(written) == len(planned.documents) + 1
+    code, out, _ = run(
+        capsys, "plan", str(CONFIGS / "gemma-2-2b.json"), "--tokens", "8192",
+        "--tokens-per-page", "256", "--encoded-block-bytes", "72", "--out", str(tmp_path / "cli"),
+    )  # fmt: skip
+    assert code == 0
+    # The same files, the same bytes.
+    for path, digest in written:
+        name = Path(path).name
+        assert (tmp_path / "cli" / name).read_bytes() == Path(path).read_bytes()
+        assert f"{tmp_path / 'cli' / name}: {digest}" in out
+    # A plan of one group replaces the earlier plan of two: nothing of it is left.
+    mistral = json.loads((CONFIGS / "mistral-7b-v0.1.json").read_text())
+    fqk.write_plan(fqk.plan_from_hf_config(mistral, tokens=8192, **sizes), str(tmp_path / "lib"))
+    assert sorted(p.name for p in (tmp_path / "lib").iterdir()) == sorted(
+        [SET_FILE, *(f"{name}.json" for name in NAMES)]
+    )
+    # A folder holding documents no set file lists is refused, and left as it was.
+    (tmp_path / "lib" / SET_FILE).unlink()
+    with pytest.raises(fqk.WriteRefused, match="holds contract documents no set file lists"):
+        fqk.write_plan(planned, str(tmp_path / "lib"))
+    assert not any(p.name.startswith("sliding_") for p in (tmp_path / "lib").iterdir())

@@ -51,6 +51,7 @@ if TYPE_CHECKING:
         digest,
         validate,
     )
+    from fib_quant_kv.writing import WriteRefused, write_plan
     from fib_quant_kv_models import (
         ContractSetV1,
         KvAttentionKind,
@@ -120,6 +121,8 @@ _EXPORTS: dict[str, str] = {
     "shape_from_hf_config": "fib_quant_kv.hf.plan",
     "validate": "fib_quant_kv.verdict",
     "vector_count": "fib_quant_kv.derive",
+    "WriteRefused": "fib_quant_kv.writing",
+    "write_plan": "fib_quant_kv.writing",
 }
 
 __all__ = [
@@ -153,6 +156,7 @@ __all__ = [
     "SetError",
     "Verdict",
     "Violation",
+    "WriteRefused",
     "canonical_layout",
     "check",
     "check_all",
@@ -177,6 +181,7 @@ __all__ = [
     "validate_documents",
     "validate_paths",
     "vector_count",
+    "write_plan",
 ]
 
 

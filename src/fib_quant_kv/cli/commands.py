@@ -14,12 +14,10 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from fib_quant_kv.cli.plan_table import plan_lines
-from fib_quant_kv.files import CONTRACT_NAME, STDIN, read_limited
+from fib_quant_kv.files import STDIN, read_limited
 
 if TYPE_CHECKING:
-    from fib_quant_kv.codec import Encoding
     from fib_quant_kv.contracts import Document
-    from fib_quant_kv.hf.plan import Plan
     from fib_quant_kv_models import KvTensorShapeV1
 
 EXIT_VALID, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
@@ -97,6 +95,8 @@ def _shapes_for(path: str, doc: Document, given: str | None) -> list[KvTensorSha
 
 def _write(data: bytes, out: str, *, binary: bool) -> None:
     """Write to standard output (never binary to a terminal) or, atomically, to a file."""
+    from fib_quant_kv.writing import WriteRefused, write_atomic
+
     if out == STDIN:
         if binary and sys.stdout.isatty():
             raise Unusable(
@@ -106,29 +106,10 @@ def _write(data: bytes, out: str, *, binary: bool) -> None:
         sys.stdout.flush()
         sys.stdout.buffer.write(data)
         return
-    # Write beside the target and rename over it: a reader never sees a partial file, and a
-    # failure leaves no temporary file behind.
-    import tempfile  # only writing needs it; validating many files starts faster without
-
-    folder = os.path.dirname(os.path.abspath(out))
     try:
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".fib-quant-kv-", suffix=".tmp")
-    except OSError as exc:
-        raise Unusable(f"{out}: cannot write: {exc.strerror or exc}") from None
-    try:
-        # mkstemp makes the file private; give it the mode any new file of the user's gets.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.fchmod(fd, 0o666 & ~umask)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, out)
-    except OSError as exc:
-        os.unlink(tmp)
-        raise Unusable(f"{out}: cannot write: {exc.strerror or exc}") from None
-    except BaseException:
-        os.unlink(tmp)
-        raise
+        write_atomic(data, out)
+    except WriteRefused as exc:
+        raise Unusable(str(exc)) from None
 
 
 def _json_line(doc: Document) -> None:
@@ -354,82 +335,18 @@ def plan(args: argparse.Namespace) -> int:
         for name, value in planned.digests.items():
             print(f"{name}: {value}")
     else:
-        _write_plan(planned, args.out, args.format)
+        from fib_quant_kv.writing import WriteRefused, write_plan
+
+        try:
+            written = write_plan(planned, args.out, args.format)
+        except WriteRefused as exc:
+            raise Unusable(str(exc)) from None
+        for path, value in written:
+            print(f"{path}: {value}")
     print()
     for line in plan_lines(planned):
         print(line)
     return EXIT_VALID
-
-
-def _write_plan(planned: Plan, folder: str, encoding: Encoding) -> None:
-    """Write a plan's documents and set file, replacing an earlier plan's set, never mixing."""
-    from fib_quant_kv.digests import encode
-    from fib_quant_kv.files import SET_FILE
-    from fib_quant_kv.sets import Memory, create_set, set_text
-
-    files = {
-        f"{name}.{encoding}": encode(doc, encoding) + (b"\n" if encoding == "json" else b"")
-        for name, doc in planned.documents.items()
-    }
-    contract_set = create_set("", Memory(files))
-    stale = _earlier_plan(folder, set(files))
-    try:
-        os.makedirs(folder, exist_ok=True)
-    except OSError as exc:
-        raise Unusable(f"{folder}: cannot make the folder: {exc.strerror or exc}") from None
-    for name, data in files.items():
-        target = os.path.join(folder, name)
-        _write(data, target, binary=True)
-        print(f"{target}: {planned.digests[name.rsplit('.', 1)[0]]}")
-    set_path = os.path.join(folder, SET_FILE)
-    _write(set_text(contract_set), set_path, binary=True)
-    for name in stale:
-        try:
-            os.unlink(os.path.join(folder, name))
-        except FileNotFoundError:
-            pass
-        except OSError as exc:
-            raise Unusable(f"{folder}/{name}: cannot remove: {exc.strerror or exc}") from None
-    print(f"{set_path}: {contract_set.digest}")
-
-
-def _earlier_plan(folder: str, writing: set[str]) -> list[str]:
-    """The documents of an earlier plan in a folder that this plan does not write again.
-
-    Only contract documents the folder's set file lists are an earlier plan's. Refused: other
-    contract documents there (they may not be a plan's), and a set file that cannot be read;
-    either way the folder would end up holding a mix.
-    """
-    from fib_quant_kv.files import SET_FILE
-    from fib_quant_kv.sets import Files, load_set
-
-    if not os.path.exists(folder):
-        return []
-    if not os.path.isdir(folder):
-        raise Unusable(f"{folder}: not a folder: --out expects a folder to write the plan into")
-    try:
-        names = sorted(os.listdir(folder))
-    except OSError as exc:
-        raise Unusable(f"{folder}: cannot list: {exc.strerror or exc}") from None
-    present = {name for name in names if CONTRACT_NAME.search(name)}
-    listed: set[str] = set()
-    if SET_FILE in names:
-        loaded = load_set(Files(), os.path.join(folder, SET_FILE))
-        if loaded.violations:
-            first = loaded.violations[0]
-            raise Unusable(
-                f"{folder}/{SET_FILE}::{first.pointer}: {first.message}; cannot tell which "
-                "documents an earlier plan wrote: fix or remove the set file"
-            )
-        # Entries are file names of this folder; only contract documents are ever removed.
-        listed = {os.path.basename(path) for path in loaded.entries} & present
-    foreign = sorted(present - listed - writing)
-    if foreign:
-        raise Unusable(
-            f"{folder}: holds contract documents no set file lists ({', '.join(foreign)}): "
-            "choose another folder or remove them, so the plan is not mixed with them"
-        )
-    return sorted(listed - writing)
 
 
 def make_set(args: argparse.Namespace) -> int:
