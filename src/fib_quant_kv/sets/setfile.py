@@ -1,4 +1,4 @@
-"""Set files: reading one and checking its structure and bindings, and writing one."""
+"""Set files: one read, its structure and its bindings checked."""
 
 from __future__ import annotations
 
