@@ -17,7 +17,8 @@ from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
 import fib_quant_kv as fqk
-from fib_quant_kv import contracts, fastpath, verdict
+from fib_quant_kv import contracts, fastpath
+from fib_quant_kv import reading as reading_module
 from fib_quant_kv.codec import detect
 from fib_quant_kv.codec.limits import MAX_DOCUMENT_BYTES
 from fib_quant_kv.contracts import CONTRACTS, Document, contract_of, property_schema
@@ -53,7 +54,7 @@ def plain(fields: Any) -> dict[str, Any]:
 
 def strict(data: bytes) -> Document | None:
     """The model the strict path reads (the codec, then pydantic's validator), or None."""
-    reading = verdict._strict(data, detect(data))
+    reading = reading_module.strict(data, detect(data))
     return None if isinstance(reading, Violation) else reading.model
 
 

@@ -468,11 +468,12 @@ def test_the_rules_read_plain_fields_as_they_read_the_model(doc: Any) -> None:
 
 
 def test_semantic_rules_of_a_layout_without_its_shape_are_refused() -> None:
+    from fib_quant_kv.contracts import contract_of
     from fib_quant_kv.rules import semantic_violations
 
     layout = fqk.canonical_layout(shape())
     with pytest.raises(TypeError, match="fib_quant_kv_cache_layout_v1 is checked against a shape"):
-        semantic_violations(layout, None, [])
+        semantic_violations(contract_of(layout), layout, None, [])
 
 
 @pytest.mark.parametrize("marker", fqk.markers())

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 import fib_quant_kv as fqk
+from fib_quant_kv.contracts import CONTRACTS
 from fib_quant_kv.errors import Violation
 from fib_quant_kv.rules import against_shape
 from fib_quant_kv.rules.geometry import geometry_violations
@@ -471,17 +472,23 @@ def test_against_a_broken_shape_names_each_shape_failure() -> None:
         (layout(dim_stride=5), "layout"),
         (geometry(encoded_block_bytes=0), "geometry"),
     ):
-        assert list(against_shape(doc, VALID_SHAPE, broken)) == [
+        assert list(against_shape(CONTRACTS[doc.schema_version], doc, VALID_SHAPE, broken)) == [
             shape_valid(f"{rule}.shape_valid", f" at /query_heads: {MHA_UNEQUAL}"),
             shape_valid(f"{rule}.shape_valid", f": {OVERFLOW}", "resource_limit_exceeded"),
         ]
 
 
 def test_against_a_valid_shape_runs_the_documents_rules() -> None:
-    assert list(against_shape(layout(dim_stride=5), VALID_SHAPE, [])) == [
+    assert list(
+        against_shape(CONTRACTS[layout().schema_version], layout(dim_stride=5), VALID_SHAPE, [])
+    ) == [
         corrupt("/dim_stride", f"{NOT_CANONICAL}: expected dim_stride 1, got 5", "layout.canonical")
     ]
-    assert list(against_shape(geometry(encoded_block_bytes=0), VALID_SHAPE, [])) == [
+    assert list(
+        against_shape(
+            CONTRACTS[geometry().schema_version], geometry(encoded_block_bytes=0), VALID_SHAPE, []
+        )
+    ) == [
         corrupt(
             "/encoded_block_bytes",
             "encoded_block_bytes must be nonzero",

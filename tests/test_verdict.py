@@ -12,6 +12,7 @@ import pytest
 import fib_quant_kv as fqk
 from fib_quant_kv import proofs, structure, verdict
 from fib_quant_kv.hf.plan import plan_from_hf_config
+from fib_quant_kv.rules import shape as shape_rules
 from tests.shared import CONFIGS, EXAMPLES
 
 
@@ -20,19 +21,19 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
     """How often the schema stage and a shape's rules run, by the contract they ran for."""
     counted: Counter[str] = Counter()
     check_structure = structure.check_structure
-    shape_violations = verdict.shape_violations
+    shape_violations = shape_rules.violations
 
     def counting_structure(value: Any, contract: Any = None) -> Any:
         marker = contract.marker if contract is not None else value.get("schema_version")
         counted[f"structure {marker}"] += 1
         return check_structure(value, contract)
 
-    def counting_rules(shape: Any) -> Any:
+    def counting_rules(shape: Any, against: None = None) -> Any:
         counted["shape rules"] += 1
         return shape_violations(shape)
 
     monkeypatch.setattr(structure, "check_structure", counting_structure)
-    monkeypatch.setattr(verdict, "shape_violations", counting_rules)
+    monkeypatch.setattr(shape_rules, "violations", counting_rules)
     return counted
 
 

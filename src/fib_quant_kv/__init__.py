@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from fib_quant_kv.hf.caches import check_cache
     from fib_quant_kv.hf.layers import KvLayers, LayerCache, kv_layers_from_hf_config
     from fib_quant_kv.hf.plan import Group, Plan, plan_from_hf_config, shape_from_hf_config
-    from fib_quant_kv.reference import RULES
+    from fib_quant_kv.rules import RULES
     from fib_quant_kv.sets import Finding, create_set, validate_documents, validate_paths
     from fib_quant_kv.verdict import (
         Checker,
@@ -97,7 +97,7 @@ _EXPORTS: dict[str, str] = {
     "KvRole": "fib_quant_kv_models",
     "KvRopeState": "fib_quant_kv_models",
     "KvTensorShapeV1": "fib_quant_kv_models",
-    "RULES": "fib_quant_kv.reference",
+    "RULES": "fib_quant_kv.rules",
     "ResourceLimitExceeded": "fib_quant_kv.errors",
     "Rule": "fib_quant_kv.errors",
     "SchemaError": "fib_quant_kv.errors",

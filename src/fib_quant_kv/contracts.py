@@ -1,4 +1,4 @@
-"""The registry of contracts: schema marker -> kind, JSON Schema, model and shape needs."""
+"""The registry of contracts: schema marker -> kind, schema, model, rules, example, domain."""
 
 from __future__ import annotations
 
@@ -6,8 +6,11 @@ import copy
 import importlib
 import json
 import pkgutil
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from functools import cache
+from pathlib import Path
+from types import MappingProxyType, ModuleType
 from typing import TYPE_CHECKING, Any, Final, Literal, TypeAlias
 
 from fib_quant_kv.errors import Rule, Violation, pointer
@@ -30,7 +33,11 @@ PAGE_GEOMETRY_SCHEMA: Final = "fib_quant_kv_page_geometry_v1"
 
 @dataclass(frozen=True, slots=True)
 class Contract:
-    """One versioned document type. Its marker is also its digest domain."""
+    """One versioned document type: everything a stage needs to know of it, in one entry.
+
+    Its marker is also its digest domain. A new version is one more entry (`register`): every
+    stage dispatches on these attributes, never on a marker's name.
+    """
 
     marker: str
     kind: Kind
@@ -38,6 +45,19 @@ class Contract:
     model_name: str
     # Layouts and geometries are only meaningful against the shape they describe.
     needs_shape: bool
+    # The module of the contract's rules, by name (it is imported on first use): its RULES,
+    # `violations(document, shape)`, and for a layout or geometry SHAPE_VALID.
+    rules_module: str
+    # A valid document of the contract, the docs' and `rule`'s worked example.
+    example: Mapping[str, Any] = field(default_factory=dict)
+    # The module of the generated model, and the schema file when it is not shipped here.
+    models_module: str = "fib_quant_kv_models"
+    schema_file: Path | None = None
+
+    @property
+    def domain(self) -> str:
+        """The digest domain: the marker, as the reference hashes it."""
+        return self.marker
 
     @property
     def model(self) -> type[Document]:
@@ -45,20 +65,118 @@ class Contract:
         model = _MODEL_CLASSES.get(self.model_name)
         if model is None:
             # Looked up once: the hot path asks for it for every document it builds a model of.
-            model = _MODEL_CLASSES[self.model_name] = getattr(_models(), self.model_name)
+            module = importlib.import_module(self.models_module)
+            model = _MODEL_CLASSES[self.model_name] = getattr(module, self.model_name)
         return model
 
+    @property
+    def rules(self) -> ModuleType:
+        """The module of the contract's rules."""
+        return importlib.import_module(self.rules_module)
 
+
+# The model classes by name (each contract's class has its own name: KvTensorShapeV1, ...).
 _MODEL_CLASSES: dict[str, type[Document]] = {}
+
+# The contract's worked example (a Llama-like key cache, whose digest the reference computed)
+# and what derives from it.
+_EXAMPLE_SHAPE = {
+    "schema_version": SHAPE_SCHEMA,
+    "role": "key",
+    "attention_kind": "gqa",
+    "batch": 1,
+    "layers": 32,
+    "kv_heads": 8,
+    "query_heads": 32,
+    "tokens": 4096,
+    "head_dim": 128,
+    "dtype": "bf16",
+    "rope_state": "post_rope",
+}
+_EXAMPLE_LAYOUT = {
+    "schema_version": LAYOUT_SCHEMA,
+    "shape_schema_version": SHAPE_SCHEMA,
+    "order": "batch_layer_head_token_dim",
+    "batch_stride": 32 * 8 * 4096 * 128,
+    "layer_stride": 8 * 4096 * 128,
+    "head_stride": 4096 * 128,
+    "token_stride": 128,
+    "dim_stride": 1,
+}
+_EXAMPLE_GEOMETRY = {
+    "schema_version": PAGE_GEOMETRY_SCHEMA,
+    "tokens_per_page": 256,
+    "vectors_per_block": 1,
+    "head_dim": 128,
+    "encoded_block_bytes": 72,
+    "raw_vector_bytes": 512,
+}
 
 CONTRACTS: dict[str, Contract] = {
     c.marker: c
     for c in (
-        Contract(SHAPE_SCHEMA, "shape", "KvTensorShapeV1", needs_shape=False),
-        Contract(LAYOUT_SCHEMA, "layout", "KvCacheLayoutV1", needs_shape=True),
-        Contract(PAGE_GEOMETRY_SCHEMA, "geometry", "KvPageGeometryV1", needs_shape=True),
+        Contract(
+            SHAPE_SCHEMA,
+            "shape",
+            "KvTensorShapeV1",
+            needs_shape=False,
+            rules_module="fib_quant_kv.rules.shape",
+            example=MappingProxyType(_EXAMPLE_SHAPE),
+        ),
+        Contract(
+            LAYOUT_SCHEMA,
+            "layout",
+            "KvCacheLayoutV1",
+            needs_shape=True,
+            rules_module="fib_quant_kv.rules.layout",
+            example=MappingProxyType(_EXAMPLE_LAYOUT),
+        ),
+        Contract(
+            PAGE_GEOMETRY_SCHEMA,
+            "geometry",
+            "KvPageGeometryV1",
+            needs_shape=True,
+            rules_module="fib_quant_kv.rules.geometry",
+            example=MappingProxyType(_EXAMPLE_GEOMETRY),
+        ),
     )
 }
+
+# What each stage that keeps something per contract forgets when the registry changes.
+_ON_CHANGE: list[Callable[[], None]] = []
+
+
+def on_change(forget: Callable[[], None]) -> None:
+    """Have `forget` called whenever a contract is registered or withdrawn."""
+    _ON_CHANGE.append(forget)
+
+
+def _changed() -> None:
+    _MODEL_CLASSES.clear()
+    _BY_MODEL.clear()
+    for cached in (shared_schema, every_field, schema_registry):
+        cached.cache_clear()
+    for forget in _ON_CHANGE:
+        forget()
+
+
+def register(contract: Contract) -> None:
+    """Add a contract (a new version of one, say): from then on every stage judges it."""
+    if contract.marker in CONTRACTS:
+        raise ValueError(f"{contract.marker} is registered already")
+    CONTRACTS[contract.marker] = contract
+    _changed()
+
+
+def withdraw(marker: str) -> None:
+    """Remove a registered contract."""
+    del CONTRACTS[marker]
+    _changed()
+
+
+def of_kind(kind: Kind) -> list[Contract]:
+    """The contracts of one kind, first registered first."""
+    return [c for c in CONTRACTS.values() if c.kind == kind]
 
 
 @cache
@@ -101,6 +219,9 @@ def schema_text(marker: str) -> str:
     """The shipped JSON Schema of a contract's marker (or the set file's), exactly as released."""
     # pkgutil asks the package's loader, as importlib.resources does (a zip import too), and
     # imports in a tenth of the time: this is on every command's start-up.
+    contract = CONTRACTS.get(marker)
+    if contract is not None and contract.schema_file is not None:
+        return contract.schema_file.read_text(encoding="utf-8")
     data = pkgutil.get_data("fib_quant_kv", f"schemas/{marker}.schema.json")
     if data is None:  # a loader that cannot read package data
         raise FileNotFoundError(f"the schema of {marker} is not readable from this installation")

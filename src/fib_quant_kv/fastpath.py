@@ -23,7 +23,14 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias, cast, get_origin
 
 from fib_quant_kv.codec.limits import MAX_DOCUMENT_BYTES
-from fib_quant_kv.contracts import CONTRACTS, Contract, field_names, property_schema, shared_schema
+from fib_quant_kv.contracts import (
+    CONTRACTS,
+    Contract,
+    field_names,
+    on_change,
+    property_schema,
+    shared_schema,
+)
 
 if TYPE_CHECKING:
     from fib_quant_kv.contracts import Document
@@ -224,14 +231,34 @@ class _Compiled:
         return _ModelMaker(self)
 
 
-_BY_MARKER = {marker: _Compiled(contract) for marker, contract in CONTRACTS.items()}
-_COMPILED = {marker.encode(): compiled for marker, compiled in _BY_MARKER.items()}
+# The compiled contracts, by marker (and its bytes), and by CBOR map header. A contract whose
+# schema uses a keyword or form the patterns cannot express is left out: its documents take the
+# strict path, which judges every schema.
+_BY_MARKER: dict[str, _Compiled] = {}
+_COMPILED: dict[bytes, _Compiled] = {}
+_BY_CBOR_HEADER: dict[int, list[_Compiled]] = {}
 # Canonical JSON starts with the marker; deterministic CBOR with the map header for the field
 # count (11, 8 and 6 fields in v1).
 _JSON_PREFIX = b'{"schema_version":"'
-_BY_CBOR_HEADER: dict[int, list[_Compiled]] = {}
-for _compiled in _COMPILED.values():
-    _BY_CBOR_HEADER.setdefault(_compiled.cbor_header, []).append(_compiled)
+
+
+def _compile_all() -> None:
+    """Compile every registered contract the patterns can express (again, when it changes)."""
+    _BY_MARKER.clear()
+    _COMPILED.clear()
+    _BY_CBOR_HEADER.clear()
+    for marker, contract in CONTRACTS.items():
+        try:
+            compiled = _Compiled(contract)
+        except ValueError:  # declined: the strict path judges this contract
+            continue
+        _BY_MARKER[marker] = compiled
+        _COMPILED[marker.encode()] = compiled
+        _BY_CBOR_HEADER.setdefault(compiled.cbor_header, []).append(compiled)
+
+
+_compile_all()
+on_change(_compile_all)
 
 
 def _compact(data: bytes) -> _Compiled | None:
@@ -324,8 +351,19 @@ def canonical_of(contract: Contract, fields: DocumentFields) -> bytes:
 
     The schema keeps every string to plain ASCII letters, digits and underscores and every
     integer exact, so the contract's template writes what serde_json would, with no escaping.
+    A contract the patterns declined is written as compact JSON in field order.
     """
-    return (_BY_MARKER[contract.marker].template % fields).encode("ascii")
+    compiled = _BY_MARKER.get(contract.marker)
+    if compiled is None:
+        values: tuple[object, ...] = tuple(fields)  # type: ignore[arg-type]  # a named tuple
+        return _plain_json(dict(zip(field_names(contract.marker), values, strict=True)))
+    return (compiled.template % fields).encode("ascii")
+
+
+def _plain_json(value: dict[str, object]) -> bytes:
+    import json  # only a contract the patterns declined pays for its import
+
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
 # The model of a matched document ------------------------------------------------------------
@@ -434,7 +472,20 @@ class _ModelMaker:
 
 def fields_of(contract: Contract, values: Iterable[object]) -> DocumentFields:
     """A document's field values, in contract order, as the plain fields the hot path reads."""
-    return _BY_MARKER[contract.marker].fields(values)
+    compiled = _BY_MARKER.get(contract.marker)
+    if compiled is None:
+        return _view(contract.marker)(values)
+    return compiled.fields(values)
+
+
+@functools.cache
+def _view(marker: str) -> Callable[[Iterable[object]], DocumentFields]:
+    """The named tuple of a contract the patterns declined."""
+    view = _named_tuple(f"{marker}Fields", field_names(marker))
+    return functools.partial(tuple.__new__, view)
+
+
+on_change(_view.cache_clear)
 
 
 def model_of(contract: Contract, fields: DocumentFields) -> tuple[Document, DocumentFields]:

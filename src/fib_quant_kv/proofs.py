@@ -28,7 +28,7 @@ D = TypeVar("D", bound="Document")
 class Proof:
     """A model whose schema holds: its field values then, and what was learnt of it since."""
 
-    __slots__ = ("canonical", "fields", "own", "ref")
+    __slots__ = ("canonical", "digest", "fields", "own", "ref")
 
     def __init__(
         self, ref: weakref.ref[Any], fields: DocumentFields, canonical: bytes | None
@@ -40,6 +40,8 @@ class Proof:
         self.fields = fields
         # Its canonical JSON, once known (the hot path knows it from the bytes).
         self.canonical = canonical
+        # Its digest, once written.
+        self.digest: str | None = None
         # A shape's own rule violations, once run: they depend on nothing else.
         self.own: list[Violation] | None = None
 

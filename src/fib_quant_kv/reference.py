@@ -16,69 +16,18 @@ from typing import Any
 from fib_quant_kv.codec.limits import DECODE_RULES
 from fib_quant_kv.contracts import (
     CONTRACTS,
-    LAYOUT_SCHEMA,
-    PAGE_GEOMETRY_SCHEMA,
     SCHEMA_RULES,
     SHAPE_SCHEMA,
     UNKNOWN_FIELD,
     markers,
+    of_kind,
     shared_schema,
 )
 from fib_quant_kv.errors import Rule
 from fib_quant_kv.files import SET_FILE
-from fib_quant_kv.rules import geometry, layout, shape
-from fib_quant_kv.sets import NO_SHAPE, SET_FORMAT, SET_SCHEMA, SET_STEP
-from fib_quant_kv.sets import RULES as SET_RULES
-
-# Every rule, in the order a document meets them. The ids are part of the public interface: a
-# test pins the list, and renaming one is a breaking change.
-RULES: dict[str, Rule] = {
-    rule.id: rule
-    for rule in (
-        *DECODE_RULES,
-        *SCHEMA_RULES,
-        *shape.RULES,
-        *layout.RULES,
-        *geometry.RULES,
-        *SET_RULES,
-    )
-}
-
-# The contract's worked example (a Llama-like key cache, whose digest the reference computed)
-# and what derives from it.
-EXAMPLE_SHAPE: dict[str, Any] = {
-    "schema_version": SHAPE_SCHEMA,
-    "role": "key",
-    "attention_kind": "gqa",
-    "batch": 1,
-    "layers": 32,
-    "kv_heads": 8,
-    "query_heads": 32,
-    "tokens": 4096,
-    "head_dim": 128,
-    "dtype": "bf16",
-    "rope_state": "post_rope",
-}
-EXAMPLE_LAYOUT: dict[str, Any] = {
-    "schema_version": LAYOUT_SCHEMA,
-    "shape_schema_version": SHAPE_SCHEMA,
-    "order": "batch_layer_head_token_dim",
-    "batch_stride": 32 * 8 * 4096 * 128,
-    "layer_stride": 8 * 4096 * 128,
-    "head_stride": 4096 * 128,
-    "token_stride": 128,
-    "dim_stride": 1,
-}
-EXAMPLE_GEOMETRY: dict[str, Any] = {
-    "schema_version": PAGE_GEOMETRY_SCHEMA,
-    "tokens_per_page": 256,
-    "vectors_per_block": 1,
-    "head_dim": 128,
-    "encoded_block_bytes": 72,
-    "raw_vector_bytes": 512,
-}
-EXAMPLES = {SHAPE_SCHEMA: EXAMPLE_SHAPE, LAYOUT_SCHEMA: EXAMPLE_LAYOUT}
-EXAMPLES[PAGE_GEOMETRY_SCHEMA] = EXAMPLE_GEOMETRY
+from fib_quant_kv.rules import RULES, rule_kind
+from fib_quant_kv.rules.sets import NO_SHAPE, SET_FORMAT, SET_SCHEMA, SET_STEP
+from fib_quant_kv.rules.sets import RULES as SET_RULES
 
 _STEPS = (
     "1 decoding, 2 the schema, 3 to 9 the reference's rules in its order (a layout's or "
@@ -87,15 +36,18 @@ _STEPS = (
 
 
 def _text(value: Any) -> str:
-    return json.dumps(value, separators=(", ", ": "))
+    return json.dumps(dict(value) if isinstance(value, Mapping) else value, separators=(", ", ": "))
 
 
 def rule_contract(rule: Rule) -> str | None:
-    """The marker of the contract a rule belongs to; None for rules every document meets."""
-    family = rule.id.split(".", 1)[0]
-    return {"shape": SHAPE_SCHEMA, "layout": LAYOUT_SCHEMA, "geometry": PAGE_GEOMETRY_SCHEMA}.get(
-        family
-    )
+    """The marker of the contract a rule belongs to (the first of its kind registered); None for
+    rules every document meets."""
+    kind = rule_kind(rule)
+    return None if kind is None else of_kind(kind)[0].marker
+
+
+def _example(marker: str) -> dict[str, Any]:
+    return dict(CONTRACTS[marker].example)
 
 
 def failing_example(rule: Rule) -> tuple[bytes, bytes | None] | None:
@@ -105,10 +57,10 @@ def failing_example(rule: Rule) -> tuple[bytes, bytes | None] | None:
         return None
     if isinstance(rule.breaks, str):
         return rule.breaks.encode("utf-8"), None
-    doc = _changed(EXAMPLES[marker], rule.breaks or {})
+    doc = _changed(_example(marker), rule.breaks or {})
     against = None
     if CONTRACTS[marker].needs_shape:
-        against = _changed(EXAMPLE_SHAPE, rule.breaks_shape or {})
+        against = _changed(_example(SHAPE_SCHEMA), rule.breaks_shape or {})
     return _text(doc).encode(), None if against is None else _text(against).encode()
 
 
@@ -152,10 +104,9 @@ def explain(rule: Rule) -> str:
             lines.append(f"    against the shape {against.decode()}")
         for rule_id, where, message in judge_example(document, against):
             lines.append(f"    -> {rule_id} at {where or '(the whole document)'}: {message}")
-    passing = EXAMPLES.get(marker or SHAPE_SCHEMA)
-    if rule.step < SET_STEP and passing is not None:
+    if rule.step < SET_STEP:
         lines.append("  Passes, for example:")
-        lines.append(f"    {_text(passing)}")
+        lines.append(f"    {_text(_example(marker or SHAPE_SCHEMA))}")
     return "\n".join(lines) + "\n"
 
 
@@ -241,22 +192,16 @@ def rule_anchor(rule_id: str) -> str:
 
 
 def _contract_page(marker: str) -> str:
-    from fib_quant_kv.derive import canonical_layout, new_page_geometry
     from fib_quant_kv.digests import encode
     from fib_quant_kv.verdict import decode, digest
+    from fib_quant_kv_models import KvTensorShapeV1
 
     root = shared_schema(marker)
     contract = CONTRACTS[marker]
-    family = {"shape": shape, "layout": layout, "geometry": geometry}[contract.kind]
-    example_shape = decode(_text(EXAMPLE_SHAPE).encode())
-    assert example_shape.schema_version == SHAPE_SCHEMA
-    if contract.kind == "shape":
-        model: Any = example_shape
-    elif contract.kind == "layout":
-        model = canonical_layout(example_shape)
-    else:
-        model = new_page_geometry(256, example_shape.head_dim, 72)
-    against = example_shape if contract.needs_shape else None
+    model: Any = decode(_text(contract.example).encode())
+    against = None
+    if contract.needs_shape:
+        against = decode(_text(_example(SHAPE_SCHEMA)).encode(), KvTensorShapeV1)
     cbor = encode(model, "cbor")
     lines = [
         f"# {root['title']}: `{marker}`",
@@ -277,7 +222,7 @@ def _contract_page(marker: str) -> str:
         "",
         "## Rules, in the order they are checked",
         "",
-        *_rules_table([*DECODE_RULES, *SCHEMA_RULES, *family.RULES]),
+        *_rules_table([*DECODE_RULES, *SCHEMA_RULES, *contract.rules.RULES]),
         "",
         "## Worked example",
         "",

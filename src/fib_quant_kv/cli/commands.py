@@ -149,7 +149,7 @@ def validate(args: argparse.Namespace) -> int:
         data = read_limited(args.shape)
         with about(args.shape):
             # Read by the hot path where it can be: no model, so no pydantic, for such a shape.
-            checker = Checker.for_shape(data)
+            checker = Checker.for_shape(data, name=args.shape)
     store: Store | None = None
     items: list[Named | UnreadablePath]
     if args.git:
@@ -282,7 +282,7 @@ def geometry(args: argparse.Namespace) -> int:
 def page_count(args: argparse.Namespace) -> int:
     from fib_quant_kv.contracts import PAGE_GEOMETRY_SCHEMA
     from fib_quant_kv.derive import page_count as pages_of
-    from fib_quant_kv.verdict import expected_contract
+    from fib_quant_kv.reading import expected_contract
 
     _stdin_once(args.shape, args.geometry)
     shape = _shape(args.shape)
@@ -363,7 +363,8 @@ def make_set(args: argparse.Namespace) -> int:
 
 
 def rule(args: argparse.Namespace) -> int:
-    from fib_quant_kv.reference import RULES, explain, rule_table
+    from fib_quant_kv.reference import explain, rule_table
+    from fib_quant_kv.rules import RULES
 
     if args.rule_id is None:
         for line in rule_table():

@@ -11,7 +11,6 @@ the child fails in any way, the parent judges its half.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, TextIO
@@ -50,8 +49,8 @@ def judge(
         os.close(read_end)
         status = 1
         try:
-            # A finding's verdict (its model, made on demand) stays here: a report needs none.
-            found = [dataclasses.replace(f, verdict=None) for f in run.judge_items(second)]
+            # A finding's model and fields stay here: a report needs neither.
+            found = [finding.detached() for finding in run.judge_items(second)]
             payload = (found, run.notes())
             with os.fdopen(write_end, "wb") as pipe:
                 pipe.write(pickle.dumps(payload, pickle.HIGHEST_PROTOCOL))

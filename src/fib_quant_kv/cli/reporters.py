@@ -266,7 +266,7 @@ class SarifReporter:
         self.rule_index: dict[str, int] = {}
 
     def begin(self) -> None:
-        from fib_quant_kv.reference import RULES
+        from fib_quant_kv.rules import RULES
 
         self.rule_index = {rule_id: index for index, rule_id in enumerate(RULES)}
 
@@ -312,7 +312,8 @@ def _artifact_uri(path: str) -> str:
 
 def sarif_rules() -> list[dict[str, Any]]:
     """Every rule of the reference, as SARIF's tool.driver.rules lists them."""
-    from fib_quant_kv.reference import RULES, explain, rule_anchor
+    from fib_quant_kv.reference import explain, rule_anchor
+    from fib_quant_kv.rules import RULES
 
     rules = []
     for rule in RULES.values():

@@ -91,6 +91,11 @@ def raw_vector_bytes(head_dim: int) -> int:
     return min(head_dim * F32_BYTES, U32_MAX)
 
 
+def violations(geometry: GeometryFields, shape: ShapeFields) -> Iterator[Violation]:
+    """The rules of every contract whose entry names this module."""
+    return geometry_violations(geometry, shape)
+
+
 def geometry_violations(geometry: GeometryFields, shape: ShapeFields) -> Iterator[Violation]:
     """Every rule the geometry breaks against a valid shape, the reference's first verdict first."""
     if geometry.schema_version != PAGE_GEOMETRY_SCHEMA:

@@ -81,6 +81,11 @@ def canonical_strides(shape: ShapeFields) -> dict[str, int]:
     }
 
 
+def violations(layout: LayoutFields, shape: ShapeFields) -> Iterator[Violation]:
+    """The rules of every contract whose entry names this module."""
+    return layout_violations(layout, shape)
+
+
 def layout_violations(layout: LayoutFields, shape: ShapeFields) -> Iterator[Violation]:
     """Every rule the layout breaks against a valid shape, the reference's first verdict first."""
     if layout.schema_version != LAYOUT_SCHEMA:

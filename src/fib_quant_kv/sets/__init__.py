@@ -20,8 +20,7 @@ are read from), `names` (pairing by name), `setfile` (a set file read and its bi
 (the judging, and the library's entry points) and `write` (a folder's set file made).
 """
 
-from fib_quant_kv.sets.finding import Bound, Finding
-from fib_quant_kv.sets.rules import (
+from fib_quant_kv.rules.sets import (
     NO_SHAPE,
     RULES,
     SET_FORMAT,
@@ -29,6 +28,7 @@ from fib_quant_kv.sets.rules import (
     SET_STEP,
     no_shape,
 )
+from fib_quant_kv.sets.finding import Bound, Finding
 from fib_quant_kv.sets.run import Run, validate_documents, validate_paths
 from fib_quant_kv.sets.setfile import LoadedSet, load_set, set_digest
 from fib_quant_kv.sets.stores import Files, Memory, Store

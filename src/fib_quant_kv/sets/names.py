@@ -6,7 +6,7 @@ import posixpath
 from collections.abc import Iterable
 
 from fib_quant_kv.files import SUFFIXES
-from fib_quant_kv.sets.rules import KIND_WORDS
+from fib_quant_kv.rules.sets import KIND_WORDS
 
 
 def split_name(name: str) -> tuple[str, str, str] | None:

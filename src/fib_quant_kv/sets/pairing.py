@@ -9,13 +9,14 @@ from typing import TYPE_CHECKING, TypeAlias
 
 from fib_quant_kv.errors import FibQuantKvError
 from fib_quant_kv.files import SET_FILE, UnreadablePath, encoding_of
-from fib_quant_kv.sets.finding import Bound
+from fib_quant_kv.reading import Reading, read
+from fib_quant_kv.result import Verdict
+from fib_quant_kv.rules.sets import MISSING
 from fib_quant_kv.sets.names import geometry_base, prefer, split_name
-from fib_quant_kv.sets.rules import MISSING
 from fib_quant_kv.sets.setcheck import Content
 from fib_quant_kv.sets.setfile import LoadedSet, entry_path, load_set
 from fib_quant_kv.sets.stores import Files, Store
-from fib_quant_kv.verdict import Checker, Reading, read
+from fib_quant_kv.verdict import SHAPELESS, Checker
 
 if TYPE_CHECKING:
     from fib_quant_kv_models import KvTensorShapeV1
@@ -23,6 +24,10 @@ if TYPE_CHECKING:
 # What a run notes as it judges: folders, shapes named, paths judged, files skipped (and the
 # first of them), and what the documents its folders' set files list hold.
 Notes: TypeAlias = "tuple[dict[str, None], list[str], set[str], int, list[str], dict[str, Content]]"
+
+# A document's bytes, and (when a checker read it first) its reading and its verdict without a
+# shape, which is final for a shape.
+Judged: TypeAlias = "tuple[bytes, Reading | None, Verdict | None]"
 
 # How many skipped files a run names.
 SKIPPED_NAMED = 5
@@ -51,7 +56,9 @@ class Pairing:
         self.skipped = 0
         # The first few files skipped, to name when nothing else was judged.
         self.skipped_names: list[str] = []
-        self._checkers: dict[str, tuple[Checker, Bound]] = {}
+        # The checker of each shape, made from its verdict when the run judged it as a
+        # document, or read and judged for a document paired with it: a shape is judged once.
+        self._checkers: dict[str, Checker] = {}
         self._sets: dict[str, LoadedSet | None] = {}
         # What the paths judged so far call for: their folders (in order, for set files), the
         # shapes named on the command line (for their dependents), and every path judged.
@@ -61,10 +68,10 @@ class Pairing:
         # The content of each judged document its folder's set file lists: the set's check
         # takes it from here rather than read and decode the document a second time.
         self.contents: dict[str, Content] = {}
-        # Shape files read for a checker before the run reached them as documents: it takes
-        # their bytes and reading from here, so a file is read and decoded once, and judged as
-        # the bytes it paired by.
-        self._unjudged: dict[str, tuple[bytes, Reading]] = {}
+        # Shape files read and judged for a checker before the run reached them as documents:
+        # it takes their bytes and verdict from here, so a file is read, decoded, judged and
+        # digested once, and reported as the bytes it paired by.
+        self._unjudged: dict[str, Judged] = {}
 
     # Pairing --------------------------------------------------------------------------------
 
@@ -75,28 +82,28 @@ class Pairing:
             self._sets[folder] = load_set(self.store, path) if has else None
         return self._sets[folder]
 
-    def _checker(self, path: str) -> tuple[Checker, Bound]:
+    def _checker(self, path: str) -> Checker:
         known = self._checkers.get(path)
         if known is None:
             try:
                 data = self.store.read(path)
                 reading = read(data, encoding_of(path, data))
+                verdict = SHAPELESS.judge(reading)
                 if path not in self.judged:
-                    self._unjudged[path] = data, reading
-                checker = Checker.for_reading(reading, strict=False)
+                    self._unjudged[path] = data, reading, verdict
+                known = Checker.for_verdict(verdict, strict=False, name=path)
             except UnreadablePath as exc:
                 missing = MISSING.at("", f"{path}: cannot read: {exc.reason}")
-                checker = Checker.unusable([missing])
+                known = Checker.unusable([missing], name=path)
             except FibQuantKvError as exc:  # a shape past the size limit
-                checker = Checker.unusable([exc.violation])
-            known = checker, Bound(path, checker.shape_digest)
+                known = Checker.unusable([exc.violation], name=path)
             self._checkers[path] = known
         return known
 
-    def _read(self, path: str) -> tuple[bytes, Reading | None]:
-        """A document's bytes, and its reading if a checker made one already."""
+    def _read(self, path: str) -> Judged:
+        """A document's bytes, and its reading and shapeless verdict if a checker made them."""
         found = self._unjudged.pop(path, None)
-        return (self.store.read(path), None) if found is None else found
+        return (self.store.read(path), None, None) if found is None else found
 
     def shapes_for(self, path: str, kind: str) -> tuple[list[str], str]:
         """The shapes a layout or geometry at this path is judged against, and where they came
@@ -138,7 +145,7 @@ class Pairing:
 
     def shape_model(self, path: str) -> KvTensorShapeV1 | None:
         """The model of a shape file this run has read."""
-        return self._checker(path)[0].shape
+        return self._checker(path).shape
 
     def dependents_of(self, shape_path: str) -> list[str]:
         """The layouts and geometries that belong to a shape: listed, bound, or by name."""

@@ -20,21 +20,23 @@ from fib_quant_kv.files import (
     expand,
     read_limited,
 )
-from fib_quant_kv.rules.shape import ShapeFields
-from fib_quant_kv.sets.finding import Bound, Finding
-from fib_quant_kv.sets.pairing import SKIPPED_NAMED, Notes, Pairing
-from fib_quant_kv.sets.rules import (
+from fib_quant_kv.reading import Reading, read, reading_contract
+from fib_quant_kv.rules.sets import (
     CACHE_AGREES,
     CACHE_FIELDS,
     DELETED,
     no_shape,
 )
+from fib_quant_kv.rules.shape import ShapeFields
+from fib_quant_kv.sets.finding import Finding
+from fib_quant_kv.sets.pairing import SKIPPED_NAMED, Notes, Pairing
 from fib_quant_kv.sets.setcheck import check_set, content
 from fib_quant_kv.sets.setfile import LoadedSet
 from fib_quant_kv.sets.stores import Memory
-from fib_quant_kv.verdict import Checker, Reading, Verdict, read, reading_contract
+from fib_quant_kv.verdict import SHAPELESS, Checker, Verdict
 
 if TYPE_CHECKING:
+    from fib_quant_kv.contracts import Contract
     from fib_quant_kv.gitindex import Removal
 
 
@@ -46,7 +48,7 @@ class Run(Pairing):
         partner = self.partner_of(path)
         if partner is None:
             return []
-        theirs = self._checker(partner)[0].shape_fields
+        theirs = self._checker(partner).shape_fields
         if theirs is None:  # a broken partner says so itself
             return []
         return [
@@ -85,22 +87,30 @@ class Run(Pairing):
     # Judging --------------------------------------------------------------------------------
 
     def judge(
-        self, path: str, data: bytes, *, named: bool = True, reading: Reading | None = None
+        self,
+        path: str,
+        data: bytes,
+        *,
+        named: bool = True,
+        reading: Reading | None = None,
+        judged: Verdict | None = None,
     ) -> Finding | None:
-        """The finding for one document's bytes (read already, if `reading` is given); None
-        for a walk's file that is no contract. A JSON document's violations say where they are
-        (line and column)."""
+        """The finding for one document's bytes (read already, if `reading` is given; judged
+        without a shape already, if `judged` is); None for a walk's file that is no contract.
+        A JSON document's violations say where they are (line and column)."""
         encoding = encoding_of(path, data)
-        finding = self._judge(
-            path, data, named, read(data, encoding) if reading is None else reading
-        )
+        if reading is None:
+            reading = read(data, encoding)
+        finding = self._judge(path, data, named, reading, judged)
         if finding is not None and finding.violations and encoding == "json":
             from fib_quant_kv.codec.json import located
 
             finding.violations = located(data, finding.violations)
         return finding
 
-    def _judge(self, path: str, data: bytes, named: bool, reading: Reading) -> Finding | None:
+    def _judge(
+        self, path: str, data: bytes, named: bool, reading: Reading, judged: Verdict | None
+    ) -> Finding | None:
         contract = reading_contract(reading)
         if contract is None and not named and not CONTRACT_NAME.search(path):
             self.skipped += 1
@@ -111,38 +121,45 @@ class Run(Pairing):
             note = encoding_note(path, data)
             if note is not None:
                 reading = dataclasses.replace(reading, message=f"{reading.message}; {note}")
+                judged = None
         self.judged.add(path)
+        finding = self._verdict(path, contract, reading, judged)
+        finding.path = path
         if self.bindings is None and path != STDIN:
             loaded = self._set_of(posixpath.dirname(path))
             if loaded is not None and path in loaded.entries:
-                self.contents[path] = content(reading)
+                self.contents[path] = content(finding)
+        return finding
+
+    def _verdict(
+        self, path: str, contract: Contract | None, reading: Reading, judged: Verdict | None
+    ) -> Verdict:
+        """The verdict on a document, against the shapes it pairs with."""
         if contract is None or not contract.needs_shape:
-            verdict = Checker().judge(reading)
-            finding = _finding(path, verdict)
-            fields = verdict.fields
-            if finding.valid and contract is not None and path != STDIN and fields is not None:
-                finding.violations.extend(self._agreement(path, fields))  # type: ignore[arg-type]
-                if finding.violations:
-                    finding.digest = None
-            return finding
+            verdict = SHAPELESS.judge(reading) if judged is None else judged
+            if contract is not None and path != STDIN:
+                if contract.kind == "shape" and path not in self._checkers:
+                    # The shape as its own rules judge it, before the cache's agreement: what
+                    # the documents paired with it are judged against.
+                    self._checkers[path] = Checker.for_verdict(verdict, strict=False, name=path)
+                fields = verdict.fields
+                if verdict.valid and fields is not None:
+                    agreement = self._agreement(path, fields)  # type: ignore[arg-type]
+                    if agreement:
+                        verdict.violations.extend(agreement)
+                        verdict.digest = None
+            return verdict
         if self.shape is not None:
-            bound = Bound(self.shape_path or "--shape", self.shape.shape_digest)
-            return _finding(path, self.shape.judge(reading), [bound])
+            return self.shape.judge(reading)
         shapes, source = self.shapes_for(path, contract.kind)
         if not shapes:
-            verdict = Checker().judge(reading)
-            finding = _finding(path, verdict)
+            verdict = SHAPELESS.judge(reading)
             if verdict.violations or self.structure_only:
-                finding.structure_only = self.structure_only
-                return finding
-            finding.violations.append(no_shape(contract.kind, source))
-            return finding
-        verdicts, bounds = [], []
-        for shape_path in shapes:
-            checker, bound = self._checker(shape_path)
-            verdicts.append(checker.judge(reading))
-            bounds.append(bound)
-        return _combined(path, verdicts, bounds)
+                verdict.structure_only = self.structure_only
+            else:
+                verdict.violations.append(no_shape(contract.kind, source))
+            return verdict
+        return _combined([self._checker(shape_path).judge(reading) for shape_path in shapes])
 
     def run(self, paths: list[str]) -> Iterator[Finding]:
         """Findings for files and folders (walked), then for the set files and dependents
@@ -160,7 +177,7 @@ class Run(Pairing):
                 self.folders[posixpath.dirname(item.path)] = None
                 continue
             try:
-                data, reading = self._read(item.path)
+                data, reading, judged = self._read(item.path)
             except UnreadablePath as exc:
                 yield Finding(item.path, unreadable=exc.reason)
                 continue
@@ -168,7 +185,7 @@ class Run(Pairing):
                 self.judged.add(item.path)
                 yield Finding(item.path, violations=[exc.violation])
                 continue
-            finding = self.judge(item.path, data, named=item.named, reading=reading)
+            finding = self.judge(item.path, data, named=item.named, reading=reading, judged=judged)
             if finding is None:
                 continue
             if item.path != STDIN:
@@ -205,14 +222,14 @@ class Run(Pairing):
                 if dependent in self.judged:
                     continue
                 try:
-                    data, reading = self._read(dependent)
+                    data, reading, judged = self._read(dependent)
                 except UnreadablePath as exc:
                     yield Finding(dependent, unreadable=exc.reason)
                     continue
                 except FibQuantKvError as exc:
                     yield Finding(dependent, violations=[exc.violation], dependent_of=shape_path)
                     continue
-                finding = self.judge(dependent, data, reading=reading)
+                finding = self.judge(dependent, data, reading=reading, judged=judged)
                 if finding is not None:
                     finding.dependent_of = shape_path
                     self.folders[posixpath.dirname(dependent)] = None
@@ -228,38 +245,25 @@ class Run(Pairing):
         return check_set(loaded, self.store, self.contents, self._read)
 
 
-def _finding(path: str, verdict: Verdict, bounds: list[Bound] | None = None) -> Finding:
-    return Finding(
-        path,
-        kind=verdict.kind,
-        violations=list(verdict.violations),
-        digest=verdict.digest,
-        rules_run=verdict.rules_run,
-        shapes=bounds or [],
-        verdict=verdict,
-    )
-
-
-def _combined(path: str, verdicts: list[Verdict], bounds: list[Bound]) -> Finding:
-    """One finding for a document judged against several shapes: every distinct violation."""
+def _combined(verdicts: list[Verdict]) -> Verdict:
+    """One verdict for a document judged against several shapes: every distinct violation."""
+    if len(verdicts) == 1:
+        return verdicts[0]
     first = verdicts[0]
     violations: list[Violation] = []
-    for verdict, bound in zip(verdicts, bounds, strict=True):
+    for verdict in verdicts:
         for v in verdict.violations:
-            if len(bounds) > 1 and v.rule.endswith(".shape_valid"):
+            if v.rule.endswith(".shape_valid"):
                 # Of several shapes, say which one is broken.
-                v = dataclasses.replace(v, message=f"{bound.path}: {v.message}")
+                v = dataclasses.replace(v, message=f"{verdict.shapes[0].path}: {v.message}")
             if v not in violations:
                 violations.append(v)
-    return Finding(
-        path,
-        kind=first.kind,
-        violations=violations,
-        digest=None if violations else first.digest,
-        rules_run=all(v.rules_run for v in verdicts),
-        shapes=bounds,
-        verdict=first,
-    )
+    first.violations = violations
+    first.rules_run = all(v.rules_run for v in verdicts)
+    first.shapes = [bound for verdict in verdicts for bound in verdict.shapes]
+    if violations:
+        first.digest = None
+    return first
 
 
 def validate_paths(
@@ -274,7 +278,7 @@ def validate_paths(
     shape_path = None
     if shape is not None:
         shape_path = os.fspath(shape)
-        checker = Checker.for_shape(read_limited(shape_path))
+        checker = Checker.for_shape(read_limited(shape_path), name=shape_path)
     run = Run(shape=checker, shape_path=shape_path, structure_only=structure_only)
     return list(run.run([os.fspath(p) for p in paths]))
 

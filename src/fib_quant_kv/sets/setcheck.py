@@ -7,11 +7,11 @@ from collections.abc import Callable, Mapping
 from typing import TypeAlias
 
 from fib_quant_kv.codec.json import located
-from fib_quant_kv.digests import domain_digest, encode
-from fib_quant_kv.errors import FibQuantKvError, Violation
+from fib_quant_kv.errors import FibQuantKvError
 from fib_quant_kv.files import CONTRACT_NAME, UnreadablePath, encoding_of
-from fib_quant_kv.sets.finding import Finding
-from fib_quant_kv.sets.rules import (
+from fib_quant_kv.reading import Reading, read
+from fib_quant_kv.result import Verdict
+from fib_quant_kv.rules.sets import (
     BINDING,
     DOCUMENT_DIGEST,
     KIND,
@@ -20,9 +20,10 @@ from fib_quant_kv.sets.rules import (
     SET_DIGEST,
     UNLISTED,
 )
+from fib_quant_kv.sets.finding import Finding
 from fib_quant_kv.sets.setfile import LoadedSet, entry_path, set_digest
 from fib_quant_kv.sets.stores import Store
-from fib_quant_kv.verdict import Reading, read
+from fib_quant_kv.verdict import SHAPELESS
 
 # What a set file's check needs of a listed document: (kind, role, digest of its canonical JSON),
 # or None when it cannot be decoded or breaks its schema.
@@ -33,7 +34,7 @@ def check_set(
     loaded: LoadedSet,
     store: Store,
     contents: Mapping[str, Content],
-    read_document: Callable[[str], tuple[bytes, Reading | None]],
+    read_document: Callable[[str], tuple[bytes, Reading | None, Verdict | None]],
 ) -> Finding:
     """The finding for a set file: its own problems, then each listed document's (its content
     taken from `contents` where a run judged it already, else read), each with its line and
@@ -47,7 +48,7 @@ def _check(
     loaded: LoadedSet,
     store: Store,
     contents: Mapping[str, Content],
-    read_document: Callable[[str], tuple[bytes, Reading | None]],
+    read_document: Callable[[str], tuple[bytes, Reading | None, Verdict | None]],
 ) -> Finding:
     finding = Finding(loaded.path, kind="set", violations=list(loaded.violations))
     if loaded.violations and loaded.digest is None:
@@ -69,7 +70,7 @@ def _check(
             found = contents[entry.path]
         else:
             try:
-                data, reading = read_document(entry.path)
+                data, reading, judged = read_document(entry.path)
             except UnreadablePath as exc:
                 finding.violations.append(
                     MISSING.at(f"{where}/path", f"{entry.path}: {exc.reason}")
@@ -80,9 +81,11 @@ def _check(
                     MISSING.at(f"{where}/path", f"{entry.path}: {exc.message}")
                 )
                 continue
-            found = content(
-                read(data, encoding_of(entry.path, data)) if reading is None else reading
-            )
+            if judged is None:
+                if reading is None:
+                    reading = read(data, encoding_of(entry.path, data))
+                judged = SHAPELESS.judge(reading)
+            found = content(judged)
         if found is None:
             finding.violations.append(
                 KIND.at(
@@ -142,17 +145,11 @@ def _check(
     return finding
 
 
-def content(reading: Reading) -> Content:
+def content(verdict: Verdict) -> Content:
     """(kind, role, digest of the canonical JSON) of a document whose schema holds."""
-    if isinstance(reading, tuple):
-        contract, fields, canonical = reading
-    elif isinstance(reading, Violation) or reading.model is None or reading.contract is None:
+    fields = verdict.fields
+    found = verdict.canonical_digest()
+    if verdict.kind is None or fields is None or found is None:
         return None
-    else:
-        contract, fields, canonical = reading.contract, reading.model, encode(reading.model)
     role = getattr(fields, "role", None)
-    return (
-        contract.kind,
-        None if role is None else str(role),
-        domain_digest(contract.marker, canonical),
-    )
+    return verdict.kind, None if role is None else str(role), found

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from fib_quant_kv.digests import domain_digest
 from fib_quant_kv.errors import FibQuantKvError, Violation, pointer
 from fib_quant_kv.files import UnreadablePath
-from fib_quant_kv.sets.rules import BINDING, KIND, MALFORMED, PATH, SET_FORMAT
+from fib_quant_kv.rules.sets import BINDING, KIND, MALFORMED, PATH, SET_FORMAT
 from fib_quant_kv.sets.stores import Store
 
 

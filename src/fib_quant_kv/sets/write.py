@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING
 
 from fib_quant_kv.errors import SetError
 from fib_quant_kv.files import CONTRACT_NAME, UnreadablePath
+from fib_quant_kv.rules.sets import BINDING, EMPTY, KIND, MISSING, NO_SHAPE, PATH, SET_FORMAT
 from fib_quant_kv.sets.finding import Finding
-from fib_quant_kv.sets.rules import BINDING, EMPTY, KIND, MISSING, NO_SHAPE, PATH, SET_FORMAT
 from fib_quant_kv.sets.run import Run
 from fib_quant_kv.sets.setfile import entry_name_problem, entry_path, set_digest
 from fib_quant_kv.sets.stores import Files, Store
@@ -79,7 +79,7 @@ def create_set(folder: str | os.PathLike[str], store: Store | None = None) -> Co
             )
         role = None
         if finding.kind != "geometry":
-            shape = run.shape_model(shapes[0]) if shapes else finding.verdict_shape()
+            shape = run.shape_model(shapes[0]) if shapes else finding.valid_shape()
             role = None if shape is None else str(shape.role)
         rows.append((name, finding.kind, role, finding.digest or "", shapes))
     digest = set_digest(

@@ -1,0 +1,196 @@
+"""The one result: what was found of a document, a set file or a path, by every surface."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from fib_quant_kv.digests import domain_digest
+from fib_quant_kv.errors import Violation
+from fib_quant_kv.fastpath import canonical_of, model_of
+from fib_quant_kv.proofs import proof_of, remember_fields
+
+if TYPE_CHECKING:
+    from fib_quant_kv.contracts import Contract, Document
+    from fib_quant_kv.rules import DocumentFields
+    from fib_quant_kv_models import KvTensorShapeV1
+
+
+@dataclass(frozen=True, slots=True)
+class Bound:
+    """A shape a layout or geometry was judged against: its name (its path, when it came from a
+    file) and, if it is valid, its digest."""
+
+    path: str
+    digest: str | None
+
+
+# What a document whose schema holds is made of: its contract, its fields as the rules read
+# them, its canonical JSON when known (else written from the fields when first needed), and
+# its model when one was built or given.
+Source = tuple["Contract", "DocumentFields", "bytes | None", "Document | None"]
+
+_UNSET = "unset"
+
+
+class Verdict:
+    """Everything known about one document (or set file, or path) after the data path ran as
+    far as it could: the check of one document, each finding of a run, the same type."""
+
+    __slots__ = (
+        "_digest",
+        "_document",
+        "_source",
+        "contract",
+        "dependent_of",
+        "kind",
+        "path",
+        "rules_run",
+        "shapes",
+        "structure_only",
+        "unreadable",
+        "violations",
+    )
+
+    def __init__(
+        self,
+        path: str = "",
+        *,
+        kind: str | None = None,
+        contract: Contract | None = None,
+        violations: list[Violation] | None = None,
+        digest: str | None = None,
+        rules_run: bool = False,
+        shapes: list[Bound] | None = None,
+        unreadable: str | None = None,
+        structure_only: bool = False,
+        dependent_of: str | None = None,
+        source: Source | None = None,
+    ) -> None:
+        # The file the document came from ("-" for standard input); empty for bytes or a model.
+        self.path = path
+        self.contract = contract
+        self.kind = kind if kind is not None or contract is None else contract.kind
+        self.violations = [] if violations is None else violations
+        # Whether the reference's rules ran: not for undecodable bytes, nor for a layout or
+        # geometry that came without a shape.
+        self.rules_run = rules_run
+        # The shapes a layout or geometry was judged against.
+        self.shapes = [] if shapes is None else shapes
+        # Why the path could not be read, when it could not.
+        self.unreadable = unreadable
+        # A layout or geometry with no shape, accepted on its structure alone by the caller.
+        self.structure_only = structure_only
+        # Judged because a shape named in a run has it as a dependent, not named itself.
+        self.dependent_of = dependent_of
+        self._source = source
+        self._document: Document | None = None if source is None else source[3]
+        # Written when first asked for: a caller that only validates never pays for it.
+        self._digest: str | None = digest if digest is not None or source is None else _UNSET
+
+    @property
+    def digest(self) -> str | None:
+        """The digest of the canonical JSON, when the document is valid (None otherwise)."""
+        if self._digest is _UNSET:
+            ran = self.rules_run and not self.violations
+            self._digest = self.canonical_digest() if ran else None
+        return self._digest
+
+    @digest.setter
+    def digest(self, value: str | None) -> None:
+        self._digest = value
+
+    def canonical_digest(self) -> str | None:
+        """The digest of the canonical JSON whenever the schema holds, valid or not: what a set
+        file records of the document. Written once, and kept with a proven model."""
+        if self._source is None:
+            return None
+        contract, fields, canonical, model = self._source
+        proof = None if model is None else proof_of(model)
+        if proof is not None and proof.digest is not None:
+            return proof.digest
+        if canonical is None:
+            canonical = canonical_of(contract, fields)
+            self._source = contract, fields, canonical, model
+        found = domain_digest(contract.domain, canonical)
+        if proof is not None:
+            proof.canonical, proof.digest = canonical, found
+        return found
+
+    @property
+    def shape_digest(self) -> str | None:
+        """The digest of the one shape a layout or geometry was judged against, if valid."""
+        return self.shapes[0].digest if len(self.shapes) == 1 else None
+
+    @property
+    def shape_checked(self) -> bool:
+        """Whether the rules ran (for a layout or geometry: against a shape)."""
+        return self.rules_run
+
+    @property
+    def document(self) -> Document | None:
+        """The model of the document, if its structure is valid (built on first use)."""
+        if self._document is None and self._source is not None:
+            contract, fields, canonical, _ = self._source
+            self._document = remember_fields(*model_of(contract, fields), canonical)
+        return self._document
+
+    @property
+    def fields(self) -> DocumentFields | None:
+        """The document's field values, as the rules read them (no model is built)."""
+        return None if self._source is None else self._source[1]
+
+    @property
+    def valid(self) -> bool:
+        """Readable, nothing wrong, and every check run (or structure-only accepted)."""
+        if self.unreadable is not None or self.violations:
+            return False
+        return self.rules_run or self.structure_only
+
+    def valid_shape(self) -> KvTensorShapeV1 | None:
+        """The document itself, when it is a valid shape."""
+        if not self.valid or self.contract is None or self.contract.kind != "shape":
+            return None
+        return self.document  # type: ignore[return-value]  # a shape's
+
+    def detached(self) -> Verdict:
+        """The same result with its digest written and without its model, fields or contract:
+        what a report needs, and all a process hands another."""
+        return Verdict(
+            self.path,
+            kind=self.kind,
+            violations=self.violations,
+            digest=self.digest,
+            rules_run=self.rules_run,
+            shapes=self.shapes,
+            unreadable=self.unreadable,
+            structure_only=self.structure_only,
+            dependent_of=self.dependent_of,
+        )
+
+    def _key(self) -> tuple[object, ...]:
+        return (
+            self.path,
+            self.kind,
+            self.violations,
+            self.digest,
+            self.rules_run,
+            self.shapes,
+            self.unreadable,
+            self.structure_only,
+            self.dependent_of,
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Verdict):
+            return NotImplemented
+        return self._key() == other._key() and self.document == other.document
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, as a dataclass with eq would be
+
+    def __repr__(self) -> str:
+        return (
+            f"Verdict(kind={self.kind!r}, document={self.document!r}, "
+            f"violations={self.violations!r}, digest={self.digest!r}, "
+            f"rules_run={self.rules_run!r}, shapes={self.shapes!r}, path={self.path!r})"
+        )
