@@ -139,7 +139,8 @@ def check_generated(session: nox.Session) -> None:
 @nox.session(python=PYTHONS)
 def tests(session: nox.Session) -> None:
     """Run the test suite against the installed package (not the source tree), on each Python."""
-    session.install(".[test]")
+    # The generator too: a test generates the model of a new contract version, as `generate` does.
+    session.install(".[test]", GENERATOR)
     session.run("pytest", *session.posargs)
 
 
@@ -166,7 +167,7 @@ def minimum(session: nox.Session) -> None:
     constraints = Path(session.create_tmp()) / "floors.txt"
     constraints.write_text("".join(f"{n}=={v}\n" for n, v in sorted(floors.items())), "utf-8")
     # Editable, so this session also proves the package finds its schemas from a source checkout.
-    session.install("-c", str(constraints), "-e", ".[test]")
+    session.install("-c", str(constraints), "-e", ".[test]", GENERATOR)
     # Read back from the environment: a floor pip could not honour fails here, not silently.
     listed = session.run("python", "-m", "pip", "list", "--format=json", silent=True)
     installed = {canonicalize_name(d["name"]): d["version"] for d in json.loads(str(listed))}
