@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -627,6 +629,52 @@ def test_a_run_reads_each_document_once(
     code, records = cli.records(str(models / "llama" / SET_FILE))
     assert code == 0
     assert len(read_by_check) == 5
+
+
+def test_a_run_reads_decodes_judges_and_digests_each_document_once(
+    cli: Cli, models: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two planned models: per folder two shapes, two layouts and a geometry paged with both
+    # shapes, and the set file that lists them. Each stage is counted as the run calls it.
+    from fib_quant_kv import reading, result, sets
+    from fib_quant_kv.cli import parallel
+    from fib_quant_kv.rules import geometry, layout, shape
+
+    monkeypatch.setattr(parallel, "PARALLEL_FROM", 10**9)
+    calls: Counter[str] = Counter()
+
+    def counting(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            calls[name] += 1
+            return function(*args, **kwargs)
+
+        return counted
+
+    read = sets.Files.read
+    paths: Counter[str] = Counter()
+
+    def counted_read(store: sets.Files, path: str) -> bytes:
+        paths[path] += 1
+        return read(store, path)
+
+    monkeypatch.setattr(sets.Files, "read", counted_read)
+    monkeypatch.setattr(reading, "read_json", counting("decode", reading.read_json))
+    monkeypatch.setattr(reading, "strict", counting("decode strictly", reading.strict))
+    for rules in (shape, layout, geometry):
+        kind = rules.__name__.rsplit(".", 1)[1]
+        monkeypatch.setattr(rules, "violations", counting(f"{kind} rules", rules.violations))
+    monkeypatch.setattr(result, "domain_digest", counting("digest", result.domain_digest))
+    code, records = cli.records(str(models))
+    assert code == 0
+    assert [r["valid"] for r in records] == [True] * 12
+    assert sorted(paths.items()) == sorted((r["path"], 1) for r in records)  # set files too
+    assert dict(calls) == {
+        "decode": 10,
+        "shape rules": 4,
+        "layout rules": 4,
+        "geometry rules": 4,  # each geometry against each of its two shapes
+        "digest": 10,
+    }
 
 
 # What a careless or hostile tree does -----------------------------------------------------------

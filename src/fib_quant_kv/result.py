@@ -40,6 +40,7 @@ class Verdict:
     __slots__ = (
         "_digest",
         "_document",
+        "_hashed",
         "_source",
         "contract",
         "dependent_of",
@@ -84,6 +85,7 @@ class Verdict:
         # Judged because a shape named in a run has it as a dependent, not named itself.
         self.dependent_of = dependent_of
         self._source = source
+        self._hashed: str | None = None
         self._document: Document | None = None if source is None else source[3]
         # Written when first asked for: a caller that only validates never pays for it.
         self._digest: str | None = digest if digest is not None or source is None else _UNSET
@@ -103,16 +105,17 @@ class Verdict:
     def canonical_digest(self) -> str | None:
         """The digest of the canonical JSON whenever the schema holds, valid or not: what a set
         file records of the document. Written once, and kept with a proven model."""
-        if self._source is None:
-            return None
+        if self._hashed is not None or self._source is None:
+            return self._hashed
         contract, fields, canonical, model = self._source
         proof = None if model is None else proof_of(model)
         if proof is not None and proof.digest is not None:
-            return proof.digest
+            self._hashed = proof.digest
+            return self._hashed
         if canonical is None:
             canonical = canonical_of(contract, fields)
             self._source = contract, fields, canonical, model
-        found = domain_digest(contract.domain, canonical)
+        found = self._hashed = domain_digest(contract.domain, canonical)
         if proof is not None:
             proof.canonical, proof.digest = canonical, found
         return found
