@@ -5,12 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from fib_quant_kv.digests import domain_digest
+from fib_quant_kv.digests import domain_digest, encode
 from fib_quant_kv.errors import Violation
 from fib_quant_kv.fastpath import canonical_of, model_of
 from fib_quant_kv.proofs import proof_of, remember_fields
 
 if TYPE_CHECKING:
+    from fib_quant_kv.codec import Encoding
     from fib_quant_kv.contracts import Contract, Document
     from fib_quant_kv.rules import DocumentFields
     from fib_quant_kv_models import KvTensorShapeV1
@@ -119,6 +120,24 @@ class Verdict:
         if proof is not None:
             proof.canonical, proof.digest = canonical, found
         return found
+
+    def raise_first(self) -> Verdict:
+        """Raise the first violation as its typed error; else return this verdict."""
+        if self.violations:
+            raise self.violations[0].to_error(self.path or None)
+        return self
+
+    def digest_in(self, encoding: Encoding) -> str:
+        """The digest of a valid document's canonical bytes in an encoding: JSON (the
+        reference's digest) or deterministic CBOR (on request only)."""
+        found = self.digest
+        if found is None or self.contract is None:
+            raise ValueError("only a valid document has a digest: raise_first says why not")
+        if encoding == "json":
+            return found
+        document = self.document
+        assert document is not None  # a valid document has its fields, so its model
+        return domain_digest(self.contract.domain, encode(document, encoding))
 
     @property
     def shape_digest(self) -> str | None:

@@ -10,13 +10,13 @@ the next call that receives it does not validate it again.
 
 from __future__ import annotations
 
+import dataclasses
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
 from fib_quant_kv.codec import Encoding
 from fib_quant_kv.contracts import Contract, contract_of
-from fib_quant_kv.digests import domain_digest, encode
 from fib_quant_kv.errors import Violation
 from fib_quant_kv.fastpath import model_of
 from fib_quant_kv.proofs import proof_of, remember, remember_fields
@@ -46,6 +46,7 @@ __all__ = [
     "collect_violations",
     "decode",
     "digest",
+    "judge_model",
     "read",
     "remember",
     "shape_problems",
@@ -296,46 +297,61 @@ def check_all(
     return Checker(shape).check_all(documents)
 
 
-def _judged(doc: Document, shape: KvTensorShapeV1 | None) -> Verdict:
-    """The verdict on a model, which for a layout or geometry needs its shape."""
+def combined(verdicts: Sequence[Verdict]) -> Verdict:
+    """One verdict for a document judged against several shapes (a geometry pages with the key
+    and the value shape): every distinct violation, each broken shape named."""
+    first = verdicts[0]
+    if len(verdicts) == 1:
+        return first
+    violations: list[Violation] = []
+    for verdict in verdicts:
+        for v in verdict.violations:
+            if v.rule.endswith(".shape_valid") and verdict.shapes and verdict.shapes[0].path:
+                # Of several shapes, say which one is broken.
+                v = dataclasses.replace(v, message=f"{verdict.shapes[0].path}: {v.message}")
+            if v not in violations:
+                violations.append(v)
+    first.violations = violations
+    first.rules_run = all(v.rules_run for v in verdicts)
+    first.shapes = [bound for verdict in verdicts for bound in verdict.shapes]
+    if violations:
+        first.digest = None
+    return first
+
+
+def judge_model(doc: Document, shapes: Sequence[KvTensorShapeV1] = ()) -> Verdict:
+    """The verdict on a model, against each shape it serves for a layout or geometry (which
+    needs at least one: a TypeError otherwise). A shape needs none, and ignores any given."""
     contract = contract_of(doc)
     if not contract.needs_shape:
         return SHAPELESS.judge(reading_of(doc))
-    if shape is None:
+    if not shapes:
         raise TypeError(
             f"a {contract.kind} is validated against the shape it describes: pass shape="
         )
     from fib_quant_kv_models import KvTensorShapeV1
 
-    if not isinstance(shape, KvTensorShapeV1):
-        raise TypeError(f"shape must be a KvTensorShapeV1, got {type(shape).__name__}")
-    return Checker(shape).judge(reading_of(doc))
+    for shape in shapes:
+        if not isinstance(shape, KvTensorShapeV1):
+            raise TypeError(f"shape must be a KvTensorShapeV1, got {type(shape).__name__}")
+    return combined([Checker(shape).judge(reading_of(doc)) for shape in shapes])
 
 
 def collect_violations(doc: Document, shape: KvTensorShapeV1 | None = None) -> list[Violation]:
     """Every rule the document breaks, schema first; the first is what `validate` raises."""
-    return _judged(doc, shape).violations
+    return judge_model(doc, () if shape is None else (shape,)).violations
 
 
 def validate(doc: Document, shape: KvTensorShapeV1 | None = None) -> None:
     """Raise the first violation, schema before rules, as a typed error; or return None."""
-    found = _judged(doc, shape).violations
-    if found:
-        raise found[0].to_error()
+    judge_model(doc, () if shape is None else (shape,)).raise_first()
 
 
 def digest(doc: Document, shape: KvTensorShapeV1 | None = None, encoding: Encoding = "json") -> str:
     """Validate, then digest the canonical bytes. The JSON digest is the reference's."""
-    verdict = _judged(doc, shape)
-    if verdict.violations:
-        raise verdict.violations[0].to_error()
-    if encoding != "json":
-        return domain_digest(contract_of(doc).domain, encode(doc, encoding))
-    found = verdict.digest
-    assert found is not None  # a model without violations has been proven
-    return found
+    return judge_model(doc, () if shape is None else (shape,)).raise_first().digest_in(encoding)
 
 
 def shape_problems(shape: KvTensorShapeV1) -> list[Violation]:
     """Everything wrong with a shape, schema first; empty for a valid shape. Run once a shape."""
-    return _judged(shape, None).violations
+    return judge_model(shape).violations

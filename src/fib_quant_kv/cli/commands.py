@@ -225,31 +225,27 @@ def _nothing_judged(paths: list[str], git: bool, skipped: int, names: list[str])
 
 
 def digest(args: argparse.Namespace) -> int:
-    from fib_quant_kv.verdict import digest as digest_of
+    from fib_quant_kv.verdict import judge_model
 
     _stdin_once(args.shape, args.file)
     doc = _document(args.file)
     shapes = _shapes_for(args.file, doc, args.shape)
     with about(args.file):
-        for shape in shapes[1:]:
-            digest_of(doc, shape)  # a geometry is valid against every shape it serves
-        print(digest_of(doc, shapes[0] if shapes else None, encoding=args.encoding))
+        # A geometry is valid against every shape it serves.
+        print(judge_model(doc, shapes).raise_first().digest_in(args.encoding))
     return EXIT_VALID
 
 
 def convert(args: argparse.Namespace) -> int:
     from fib_quant_kv.digests import encode
-    from fib_quant_kv.verdict import validate as validate_doc
+    from fib_quant_kv.verdict import judge_model
 
     _stdin_once(args.shape, args.file)
     doc = _document(args.file)
     if not args.structure_only:
         shapes = _shapes_for(args.file, doc, args.shape)
         with about(args.file):
-            if not shapes:
-                validate_doc(doc)
-            for shape in shapes:
-                validate_doc(doc, shape)
+            judge_model(doc, shapes).raise_first()
     data = encode(doc, args.to)
     _write(data + b"\n" if args.to == "json" else data, args.output, binary=args.to == "cbor")
     return EXIT_VALID

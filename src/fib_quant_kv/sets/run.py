@@ -33,7 +33,7 @@ from fib_quant_kv.sets.pairing import SKIPPED_NAMED, Notes, Pairing
 from fib_quant_kv.sets.setcheck import check_set, content
 from fib_quant_kv.sets.setfile import LoadedSet
 from fib_quant_kv.sets.stores import Memory
-from fib_quant_kv.verdict import SHAPELESS, Checker, Verdict
+from fib_quant_kv.verdict import SHAPELESS, Checker, Verdict, combined
 
 if TYPE_CHECKING:
     from fib_quant_kv.contracts import Contract
@@ -159,7 +159,7 @@ class Run(Pairing):
             else:
                 verdict.violations.append(no_shape(contract.kind, source))
             return verdict
-        return _combined([self._checker(shape_path).judge(reading) for shape_path in shapes])
+        return combined([self._checker(shape_path).judge(reading) for shape_path in shapes])
 
     def run(self, paths: list[str]) -> Iterator[Finding]:
         """Findings for files and folders (walked), then for the set files and dependents
@@ -243,27 +243,6 @@ class Run(Pairing):
     def check_set(self, loaded: LoadedSet) -> Finding:
         """The finding for a set file, from what this run judged and read already."""
         return check_set(loaded, self.store, self.contents, self._read)
-
-
-def _combined(verdicts: list[Verdict]) -> Verdict:
-    """One verdict for a document judged against several shapes: every distinct violation."""
-    if len(verdicts) == 1:
-        return verdicts[0]
-    first = verdicts[0]
-    violations: list[Violation] = []
-    for verdict in verdicts:
-        for v in verdict.violations:
-            if v.rule.endswith(".shape_valid"):
-                # Of several shapes, say which one is broken.
-                v = dataclasses.replace(v, message=f"{verdict.shapes[0].path}: {v.message}")
-            if v not in violations:
-                violations.append(v)
-    first.violations = violations
-    first.rules_run = all(v.rules_run for v in verdicts)
-    first.shapes = [bound for verdict in verdicts for bound in verdict.shapes]
-    if violations:
-        first.digest = None
-    return first
 
 
 def validate_paths(
