@@ -23,11 +23,11 @@ from fib_quant_kv.codec import detect
 from fib_quant_kv.codec.limits import MAX_DOCUMENT_BYTES
 from fib_quant_kv.contracts import CONTRACTS, Document, contract_of, property_schema
 from fib_quant_kv.errors import Violation
+from fib_quant_kv.fastmodel import ModelMaker
 from fib_quant_kv.fastpath import (
     FastRead,
     _cbor_text,
     _Compiled,
-    _ModelMaker,
     canonical_of,
     decode_cbor,
     decode_json,
@@ -271,7 +271,7 @@ def test_a_model_whose_validation_does_more_than_the_pattern_stops_the_maker(
     monkeypatch.setitem(contracts._MODEL_CLASSES, "Custom", model)
     compiled.contract = dataclasses.replace(compiled.contract, model_name="Custom")
     with pytest.raises(ValueError, match=message):
-        _ModelMaker(compiled)
+        ModelMaker(compiled)
 
 
 # Integers at and around every bound the patterns encode: the schema's minimum (0 or 1), the

@@ -15,12 +15,11 @@ is not.
 from __future__ import annotations
 
 import collections
-import enum
 import functools
 import operator
 import re
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any, Literal, TypeAlias, cast, get_origin
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from fib_quant_kv.codec.limits import MAX_DOCUMENT_BYTES
 from fib_quant_kv.contracts import (
@@ -34,6 +33,7 @@ from fib_quant_kv.contracts import (
 
 if TYPE_CHECKING:
     from fib_quant_kv.contracts import Document
+    from fib_quant_kv.fastmodel import ModelMaker
     from fib_quant_kv.rules import DocumentFields
 
 # The contract a document follows, its field values in contract order (read by attribute, like
@@ -45,8 +45,8 @@ FastRead: TypeAlias = "tuple[Contract, DocumentFields, bytes]"
 _WS = rb"[ \t\n\r]*+"
 # Keys, enum values and markers that JSON writes without escapes, and CBOR as they are.
 _PLAIN_TEXT = re.compile(r"[a-z0-9_]+")
-# What the fast path knows how to compile; any other keyword in a v2 schema stops the import
-# rather than being silently ignored.
+# What the fast path knows how to compile; a schema with any other keyword is declined (its
+# documents take the strict path) rather than the keyword silently ignored.
 _FIELD_KEYWORDS = {"type", "const", "enum", "minimum", "maximum", "title", "description"}
 _OBJECT_KEYWORDS = {
     "$schema", "$id", "$defs", "title", "description", "type", "properties", "required",
@@ -225,10 +225,12 @@ class _Compiled:
         return re.compile(self.cbor_source, re.DOTALL)
 
     @functools.cached_property
-    def maker(self) -> _ModelMaker:
+    def maker(self) -> ModelMaker:
         """How models of this contract are made from a match (built on first use: it imports
         the models, which a run that asks for none never needs)."""
-        return _ModelMaker(self)
+        from fib_quant_kv.fastmodel import ModelMaker
+
+        return ModelMaker(self)
 
 
 # The compiled contracts, by marker (and its bytes), and by CBOR map header. A contract whose
@@ -364,110 +366,6 @@ def _plain_json(value: dict[str, object]) -> bytes:
     import json  # only a contract the patterns declined pays for its import
 
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-
-
-# The model of a matched document ------------------------------------------------------------
-
-_new_instance = object.__new__
-
-
-def _slot_setter(model: type, name: str) -> Callable[[object, object], None]:
-    """The setter of an instance slot (or of __dict__) the model class inherits."""
-    descriptor = next(k.__dict__[name] for k in model.__mro__ if name in k.__dict__)
-    setter: Callable[[object, object], None] = descriptor.__set__
-    return setter
-
-
-# What would make a model's validation do more than its schema: the maker refuses such a model.
-_VALIDATOR_KINDS = ("validators", "field_validators", "root_validators", "model_validators")
-
-
-class _ModelMaker:
-    """Models of one contract made from a match, as `model_construct` makes them.
-
-    The match has proven everything the model's validator checks (every field once, of its
-    type, within its bounds, one of its allowed values, nothing else), so validating again
-    would only repeat it. The instance gets what `model_construct` gives it (its fields in
-    order, all of them set, no extra and no private values) without `model_construct`'s
-    per-field loop or a second parse. A model whose validation could do more (a validator, a
-    post-init hook, private attributes, a field of another type than int, Literal or enum)
-    is refused with a ValueError when its maker is first made, as the tests make it; and they
-    hold every made model equal, type for type, to the one pydantic validates.
-    """
-
-    def __init__(self, compiled: _Compiled) -> None:
-        contract = compiled.contract
-        model = contract.model
-        names = field_names(contract.marker)
-        decorators = model.__pydantic_decorators__
-        if (
-            list(model.model_fields) != names
-            or model.model_config.get("extra") != "forbid"
-            or model.__pydantic_root_model__
-            or model.__pydantic_post_init__ is not None
-            or model.__private_attributes__
-            or any(getattr(decorators, kind) for kind in _VALIDATOR_KINDS)
-        ):
-            raise ValueError(f"{contract.model_name}: validation does more than the pattern")
-        self.model = model
-        self.names = names
-        # What model_construct sets, through the slots' own descriptors (object.__setattr__
-        # would look each name up on the class first).
-        self.set_dict = _slot_setter(model, "__dict__")
-        self.set_fields_set = _slot_setter(model, "__pydantic_fields_set__")
-        self.set_extra = _slot_setter(model, "__pydantic_extra__")
-        self.set_private = _slot_setter(model, "__pydantic_private__")
-        self.fields_set = frozenset(names)
-        # Each enum field's members by value: a plain string and its str-enum member hash and
-        # compare alike, so either finds the member.
-        self.members: dict[str, dict[object, enum.Enum]] = {}
-        for name, info in model.model_fields.items():
-            kind = info.annotation
-            if isinstance(kind, type) and issubclass(kind, enum.Enum):
-                self.members[name] = {member.value: member for member in kind}
-            # An int's bounds and a Literal's (the marker's) value are the pattern's to prove.
-            elif kind is not int and get_origin(kind) is not Literal:
-                raise ValueError(f"{contract.model_name}.{name}: a type the maker cannot make")
-        # The enum fields by position, for plain fields to be given their members.
-        self.members_at = [(names.index(name), members) for name, members in self.members.items()]
-        self.view = compiled.fields
-
-        def members_of(name: str, texts: dict[str, dict[bytes, str]]) -> Callable[[bytes], object]:
-            """A converter for a field's matched text that gives its enum member directly."""
-            members = self.members[name]
-            return {raw: members[value] for raw, value in texts[name].items()}.__getitem__
-
-        # The patterns' converters, with each enum field's giving its member.
-        self.json_values = [
-            members_of(name, compiled.json_texts) if name in self.members else convert
-            for name, convert in zip(names, compiled.json_values, strict=True)
-        ]
-        self.cbor_values = [
-            members_of(name, compiled.cbor_texts) if name in self.members else convert
-            for name, convert in zip(names, compiled.cbor_values, strict=True)
-        ]
-
-    def make(self, fields: DocumentFields) -> Document:
-        """The model of fields in contract order (the contract's named tuple, or any tuple of
-        its values), enum fields already members."""
-        made: Document = _new_instance(self.model)
-        # Not strict: the patterns fix the number of values, and the check costs per document.
-        values = dict(zip(self.names, fields))  # type: ignore[call-overload]  # noqa: B905
-        self.set_dict(made, values)
-        self.set_fields_set(made, set(self.fields_set))
-        self.set_extra(made, None)
-        self.set_private(made, None)
-        return made
-
-    def of_fields(self, fields: DocumentFields) -> tuple[Document, DocumentFields]:
-        """The model of the fields `read_json` or `read_cbor` gave (enum fields as strings),
-        and its fields as it holds them (enum fields as members)."""
-        # The fields are the contract's named tuple: a tuple, read by attribute.
-        values = list(cast("tuple[object, ...]", fields))
-        for index, members in self.members_at:
-            values[index] = members[values[index]]
-        held = self.view(values)
-        return self.make(held), held
 
 
 def fields_of(contract: Contract, values: Iterable[object]) -> DocumentFields:
