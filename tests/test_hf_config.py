@@ -687,7 +687,7 @@ def test_the_family_table_is_valid_against_its_schema() -> None:
 
 def test_every_rule_and_derivation_the_table_names_is_read() -> None:
     from fib_quant_kv.hf.families import DERIVATIONS
-    from fib_quant_kv.hf.layers import RULE_NAMES
+    from fib_quant_kv.hf.patterns import RULE_NAMES
 
     for name, entry in families().items():
         if entry.text_config is not None:
