@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from fib_quant_kv.errors import ArrayMismatch
@@ -56,6 +57,31 @@ def metadata(array: Any, what: str = "the array") -> tuple[tuple[int, ...], str,
     return dims, dtype_name(dtype), strides
 
 
+def check_dimensions(
+    dims: tuple[int, ...],
+    dtype: str,
+    axes: Sequence[str],
+    want: Sequence[int],
+    shape_dtype: str,
+    *,
+    where: str = "",
+    axis_word: str = "axis ",
+) -> None:
+    """Raise ArrayMismatch where dimensions or dtype differ from a shape's; `where` begins each
+    message (what the tensor is), `axis_word` each axis's name."""
+    if len(dims) != len(want):
+        raise ArrayMismatch(
+            f"{where}expected {len(want)} dimensions [{', '.join(axes)}], got {len(dims)}: {dims}"
+        )
+    for axis, got, expected in zip(axes, dims, want, strict=True):
+        if got != expected:
+            raise ArrayMismatch(
+                f"{where}{axis_word}{axis}: expected {expected}, got {got}", pointer=f"/{axis}"
+            )
+    if dtype not in DTYPE_NAMES[shape_dtype]:
+        raise ArrayMismatch(f"{where}dtype: expected {shape_dtype}, got {dtype}", pointer="/dtype")
+
+
 def check_array(array: Any, shape: KvTensorShapeV1, layout: KvCacheLayoutV1) -> None:
     """Raise ArrayMismatch naming the first axis or property where the array differs.
 
@@ -65,17 +91,7 @@ def check_array(array: Any, shape: KvTensorShapeV1, layout: KvCacheLayoutV1) -> 
     """
     validate(layout, shape)
     dims, dtype, strides = metadata(array)
-    want = tuple(getattr(shape, axis) for axis in AXES)
-    if len(dims) != len(want):
-        raise ArrayMismatch(
-            f"expected {len(want)} dimensions [batch, layers, kv_heads, tokens, head_dim], "
-            f"got {len(dims)}: {dims}"
-        )
-    for axis, got, expected in zip(AXES, dims, want, strict=True):
-        if got != expected:
-            raise ArrayMismatch(f"axis {axis}: expected {expected}, got {got}", pointer=f"/{axis}")
-    if dtype not in DTYPE_NAMES[shape.dtype]:
-        raise ArrayMismatch(f"dtype: expected {shape.dtype}, got {dtype}", pointer="/dtype")
+    check_dimensions(dims, dtype, AXES, [getattr(shape, axis) for axis in AXES], shape.dtype)
     for name, got_stride, size in zip(STRIDE_FIELDS, strides, dims, strict=True):
         expected_stride = getattr(layout, name)
         # An axis of length one is never stepped along, so its stride does not place any

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from fib_quant_kv.arrays import DTYPE_NAMES, dtype_name, metadata
+from fib_quant_kv.arrays import DTYPE_NAMES, check_dimensions, dtype_name, metadata
 from fib_quant_kv.errors import ArrayMismatch
 from fib_quant_kv.hf.plan import ROLES, Group, Plan
 
@@ -133,19 +133,8 @@ def _check(tensor: Any, index: int, role: str, group: Group) -> None:
     shape = group.shape(role)
     what = f"layer {index} {role}s ({_name(group)})"
     dims, dtype, strides = metadata(tensor, what)
-    want = (shape.batch, shape.kv_heads, shape.tokens, shape.head_dim)
-    if len(dims) != len(want):
-        raise ArrayMismatch(
-            f"{what}: expected 4 dimensions [batch, kv_heads, tokens, head_dim], got "
-            f"{len(dims)}: {dims}"
-        )
-    for axis, got, expected in zip(LAYER_AXES, dims, want, strict=True):
-        if got != expected:
-            raise ArrayMismatch(
-                f"{what}: {axis}: expected {expected}, got {got}", pointer=f"/{axis}"
-            )
-    if dtype not in DTYPE_NAMES[shape.dtype]:
-        raise ArrayMismatch(f"{what}: dtype: expected {shape.dtype}, got {dtype}", pointer="/dtype")
+    want = [getattr(shape, axis) for axis in LAYER_AXES]
+    check_dimensions(dims, dtype, LAYER_AXES, want, shape.dtype, where=f"{what}: ", axis_word="")
     # The codec pages each stream of tokens: within it, a token's values are adjacent (dim stride
     # 1) and tokens follow one another (token stride head_dim). An axis of length one is never
     # stepped along, so its stride places nothing.
