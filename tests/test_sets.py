@@ -510,6 +510,14 @@ def test_documents_in_memory_with_their_bindings() -> None:
     assert [b.path for b in found["page_geometry"].shapes] == ["key_shape", "value_shape"]
     unbound = fqk.validate_documents(documents, {"page_geometry": ["key_shape"]})
     assert [v.rule for v in unbound["key_layout"].violations] == ["set.no_shape"]
+    missing = fqk.validate_documents(documents, {"key_layout": ["gone_shape"]})
+    assert [(v.rule, v.code, v.message) for v in missing["key_layout"].violations] == [
+        (
+            "layout.shape_valid",
+            "set",
+            "the shape is missing: gone_shape: cannot read: no such document",
+        )
+    ]
 
 
 def test_documents_in_memory_pair_by_name_without_bindings() -> None:

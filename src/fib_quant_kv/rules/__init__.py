@@ -82,12 +82,15 @@ def against_shape(
 
 def broken_shape(contract: Contract, shape_broken: list[Violation]) -> list[Violation]:
     """A layout's or geometry's verdict against a shape that is broken: each of the shape's
-    violations, in the shape's own category, under the document's shape_valid rule."""
+    violations, in the shape's own category, under the document's shape_valid rule. A shape
+    that could not be had at all (no file, or none readable: the set's category) is missing,
+    not invalid."""
     rule: Rule = contract.rules.SHAPE_VALID
     return [
         rule.at(
             "",
-            f"the shape is invalid{' at ' + v.pointer if v.pointer else ''}: {v.message}",
+            f"the shape is {'missing' if v.code == 'set' else 'invalid'}"
+            f"{' at ' + v.pointer if v.pointer else ''}: {v.message}",
             v.code,
         )
         for v in shape_broken
