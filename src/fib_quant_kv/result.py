@@ -29,7 +29,7 @@ class Bound:
 # What a document whose schema holds is made of: its contract, its fields as the rules read
 # them, its canonical JSON when known (else written from the fields when first needed), and
 # its model when one was built or given.
-Source = tuple["Contract", "DocumentFields", "bytes | None", "Document | None"]
+Held = tuple["Contract", "DocumentFields", "bytes | None", "Document | None"]
 
 _UNSET = "unset"
 
@@ -42,7 +42,7 @@ class Verdict:
         "_digest",
         "_document",
         "_hashed",
-        "_source",
+        "_held",
         "contract",
         "dependent_of",
         "kind",
@@ -67,7 +67,7 @@ class Verdict:
         unreadable: str | None = None,
         structure_only: bool = False,
         dependent_of: str | None = None,
-        source: Source | None = None,
+        held: Held | None = None,
     ) -> None:
         # The file the document came from ("-" for standard input); empty for bytes or a model.
         self.path = path
@@ -85,11 +85,11 @@ class Verdict:
         self.structure_only = structure_only
         # Judged because a shape named in a run has it as a dependent, not named itself.
         self.dependent_of = dependent_of
-        self._source = source
+        self._held = held
         self._hashed: str | None = None
-        self._document: Document | None = None if source is None else source[3]
+        self._document: Document | None = None if held is None else held[3]
         # Written when first asked for: a caller that only validates never pays for it.
-        self._digest: str | None = digest if digest is not None or source is None else _UNSET
+        self._digest: str | None = digest if digest is not None or held is None else _UNSET
 
     @property
     def digest(self) -> str | None:
@@ -106,16 +106,16 @@ class Verdict:
     def canonical_digest(self) -> str | None:
         """The digest of the canonical JSON whenever the schema holds, valid or not: what a set
         file records of the document. Written once, and kept with a proven model."""
-        if self._hashed is not None or self._source is None:
+        if self._hashed is not None or self._held is None:
             return self._hashed
-        contract, fields, canonical, model = self._source
+        contract, fields, canonical, model = self._held
         proof = None if model is None else proof_of(model)
         if proof is not None and proof.digest is not None:
             self._hashed = proof.digest
             return self._hashed
         if canonical is None:
             canonical = canonical_of(contract, fields)
-            self._source = contract, fields, canonical, model
+            self._held = contract, fields, canonical, model
         found = self._hashed = domain_digest(contract.domain, canonical)
         if proof is not None:
             proof.canonical, proof.digest = canonical, found
@@ -152,15 +152,21 @@ class Verdict:
     @property
     def document(self) -> Document | None:
         """The model of the document, if its structure is valid (built on first use)."""
-        if self._document is None and self._source is not None:
-            contract, fields, canonical, _ = self._source
+        if self._document is None and self._held is not None:
+            contract, fields, canonical, _ = self._held
             self._document = remember_fields(*model_of(contract, fields), canonical)
         return self._document
 
     @property
+    def held(self) -> Held | None:
+        """What the document is made of, when its schema holds: contract, fields, canonical
+        JSON (None until written) and model (None until built)."""
+        return self._held
+
+    @property
     def fields(self) -> DocumentFields | None:
         """The document's field values, as the rules read them (no model is built)."""
-        return None if self._source is None else self._source[1]
+        return None if self._held is None else self._held[1]
 
     @property
     def valid(self) -> bool:

@@ -28,7 +28,7 @@ from fib_quant_kv.reading import (
     read,
     source_bytes,
 )
-from fib_quant_kv.result import Bound, Verdict
+from fib_quant_kv.result import Bound, Held, Verdict
 from fib_quant_kv.rules import DocumentFields, broken_shape, semantic_violations
 from fib_quant_kv.rules.shape import ShapeFields
 
@@ -81,7 +81,7 @@ def merged(
     return [*schema_broken, *extra]
 
 
-def reading_of(doc: Document) -> Reading | tuple[Contract, DocumentFields, bytes | None, Document]:
+def reading_of(doc: Document) -> Reading | Held:
     """A model as the judge reads it: its proof's fields, or its schema checked afresh (a model
     built in code, with model_construct or model_copy, skipped its schema: in the reference a
     u32 field cannot hold -1 or 2^32, and the rules assume well-typed fields)."""
@@ -127,11 +127,11 @@ class Checker:
         elif not verdict.valid:
             self._broken = list(verdict.violations)
         else:
-            assert verdict._source is not None  # a valid document has its fields
-            self._fields = verdict.fields  # type: ignore[assignment]  # a shape's
-            self._model = verdict._source[3]  # type: ignore[assignment]  # a shape's
-            self._digest = verdict.digest
-            self._canonical = verdict._source[2]
+            self._digest = verdict.digest  # written first: it writes the canonical JSON too
+            assert verdict.held is not None  # a valid document has its fields
+            _, fields, self._canonical, model = verdict.held
+            self._fields = fields  # type: ignore[assignment]  # a shape's
+            self._model = model  # type: ignore[assignment]  # a shape's
 
     @classmethod
     def for_shape(
@@ -207,9 +207,7 @@ class Checker:
             return verdict
         return self.judge(reading_of(data))
 
-    def judge(
-        self, reading: Reading | tuple[Contract, DocumentFields, bytes | None, Document]
-    ) -> Verdict:
+    def judge(self, reading: Reading | Held) -> Verdict:
         """The verdict on a document read (see `read`, `reading_of`), against this shape."""
         if isinstance(reading, tuple):
             if len(reading) == 3:  # the hot path's fields, with no model
@@ -249,7 +247,7 @@ class Checker:
         model: Document | None,
     ) -> Verdict:
         """The semantic rules of a document whose schema holds; its digest when first asked."""
-        source = contract, fields, canonical, model
+        held = contract, fields, canonical, model
         if not contract.needs_shape:
             proof = None if model is None else proof_of(model)
             if proof is None:
@@ -258,11 +256,11 @@ class Checker:
                 if proof.own is None:
                     proof.own = list(contract.rules.violations(fields))
                 violations = list(proof.own)
-            return Verdict(contract=contract, violations=violations, rules_run=True, source=source)
+            return Verdict(contract=contract, violations=violations, rules_run=True, held=held)
         if self._broken:
             violations = broken_shape(contract, self._broken)
         elif self._fields is None:
-            return Verdict(contract=contract, source=source)
+            return Verdict(contract=contract, held=held)
         else:
             violations = list(contract.rules.violations(fields, self._fields))
         return Verdict(
@@ -270,7 +268,7 @@ class Checker:
             violations=violations,
             rules_run=True,
             shapes=self._bounds(True),
-            source=source,
+            held=held,
         )
 
     def check_all(self, documents: Iterable[bytes]) -> Iterator[Verdict]:
