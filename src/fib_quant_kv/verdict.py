@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
 from fib_quant_kv.codec import Encoding
-from fib_quant_kv.contracts import Contract, contract_of
+from fib_quant_kv.contracts import CONTRACTS, Contract, contract_of
 from fib_quant_kv.errors import Violation
 from fib_quant_kv.fastpath import model_of
 from fib_quant_kv.proofs import proof_of, remember, remember_fields
@@ -174,8 +174,6 @@ class Checker:
     def shape(self) -> KvTensorShapeV1 | None:
         """The shape layouts and geometries are checked against, if any (built on first use)."""
         if self._model is None and self._fields is not None:
-            from fib_quant_kv.contracts import CONTRACTS
-
             contract = CONTRACTS[self._fields.schema_version]
             model, held = model_of(contract, self._fields)
             self._model = remember_fields(model, held, self._canonical)  # type: ignore[assignment]
