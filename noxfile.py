@@ -304,7 +304,8 @@ def fuzz(session: nox.Session) -> None:
 def mutation(session: nox.Session) -> None:
     """Mutation testing of the rules, codecs and fast path (settings in pyproject.toml)."""
     # Editable: that install copies schemas/ into src/fib_quant_kv/, which mutmut copies whole.
-    session.install("-e", ".[test]", "mutmut==3.8.1")
+    # The generator: a registered new version's test reaches the registry's recompiling.
+    session.install("-e", ".[test]", "mutmut==3.8.1", GENERATOR)
     shutil.rmtree(ROOT / "mutants", ignore_errors=True)
     # The mutated copy of src/ must win over the installed package; generated/ is not mutated.
     env = {"PYTHONPATH": str(ROOT / "generated")}

@@ -9,6 +9,8 @@ from typing import Any
 
 import cbor2
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import fib_quant_kv as fqk
 from fib_quant_kv.codec import cbor as cbor_codec
@@ -934,3 +936,59 @@ def test_a_repeated_stray_key_is_refused_where_each_reader_first_can() -> None:
     # A duplicate of a contract's own field is a duplicate in both.
     twice_known = cbor_map([(text("batch"), b"\x01")] * 2)
     assert raise_from(twice_known).rule == "decode.duplicate_key"
+
+
+# Where a pointer's value stands in a JSON text, for reports -------------------------------------
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=5),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3)
+    ),
+    max_leaves=12,
+)
+
+
+def pointers(value: Any, tokens: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], Any]]:
+    """Every pointer into a value, with the value it names."""
+    found = [(tokens, value)]
+    items = (
+        value.items()
+        if isinstance(value, dict)
+        else enumerate(value)
+        if isinstance(value, list)
+        else ()
+    )
+    for key, inner in items:
+        found += pointers(inner, (*tokens, str(key)))
+    return found
+
+
+@given(JSON_VALUES, st.sampled_from([None, 0, 1, 3]), st.booleans())
+def test_a_pointer_locates_the_first_character_of_its_value(
+    value: Any, indent: int | None, ascii_only: bool
+) -> None:
+    from fib_quant_kv.codec.json import locate
+
+    data = json.dumps(value, indent=indent, ensure_ascii=ascii_only).encode()
+    lines = data.decode().split("\n")
+    for tokens, inner in pointers(value):
+        line, column = locate(data, tokens) or (0, 0)
+        text = json.dumps(inner, indent=indent, ensure_ascii=ascii_only)
+        assert lines[line - 1][column - 1 :].startswith(text.split("\n")[0]), (tokens, line, column)
+
+
+def test_a_missing_member_locates_its_object_and_a_bad_text_nothing() -> None:
+    from fib_quant_kv.codec.json import locate
+
+    data = b'{\n  "a": {"b": 1},\n  "c": [10, 20]\n}'
+    assert locate(data, ("a", "b")) == (2, 14)
+    assert locate(data, ("a", "x")) == (2, 8)
+    assert locate(data, ("c", "1")) == (3, 13)
+    assert locate(data, ("c", "2")) == (3, 8)
+    assert locate(data, ("a", "b", "deeper")) == (2, 14)
+    assert locate(b'{"a": 1, "a": 2}', ("a",)) == (1, 15)  # a duplicate: the last one
+    assert locate(b"\xff{}", ("a",)) is None
+    assert locate(b"   ", ("a",)) is None
+    assert locate(b'{"a": [1, }', ("a", "1")) == (1, 7)  # cut short: the array it is in
+    assert locate(b'{"a": [1, 2', ("a", "1")) == (1, 11)

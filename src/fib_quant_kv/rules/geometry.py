@@ -7,14 +7,14 @@ from typing import Literal, Protocol
 
 from fib_quant_kv.contracts import PAGE_GEOMETRY_SCHEMA
 from fib_quant_kv.errors import Rule, Violation
-from fib_quant_kv.rules.shape import ShapeFields, shape_valid_rule
+from fib_quant_kv.rules.shape import SHAPE_VALID_RULES, ShapeFields
 
 U32_MAX = (1 << 32) - 1
 F32_BYTES = 4
 
 # The reference's PageGeometry.validate_for_shape(shape), in its order (after decoding, the
 # schema, and the shape's own rules).
-SHAPE_VALID = shape_valid_rule("geometry")
+SHAPE_VALID = SHAPE_VALID_RULES["geometry"]
 MARKER = Rule(
     "geometry.schema_version",
     ("corrupt_payload",),

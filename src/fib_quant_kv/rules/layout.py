@@ -8,7 +8,7 @@ from typing import Final, Literal, Protocol
 
 from fib_quant_kv.contracts import LAYOUT_SCHEMA, SHAPE_SCHEMA
 from fib_quant_kv.errors import Rule, Violation
-from fib_quant_kv.rules.shape import ShapeFields, shape_valid_rule
+from fib_quant_kv.rules.shape import SHAPE_VALID_RULES, ShapeFields
 
 STRIDE_FIELDS = ("batch_stride", "layer_stride", "head_stride", "token_stride", "dim_stride")
 _strides = operator.attrgetter(*STRIDE_FIELDS)
@@ -17,7 +17,7 @@ _NOT_CANONICAL = "only canonical contiguous kv layout is supported by the CPU re
 
 # The reference's Layout.validate_for_shape(shape), in its order (after decoding, the schema,
 # and the shape's own rules).
-SHAPE_VALID = shape_valid_rule("layout")
+SHAPE_VALID = SHAPE_VALID_RULES["layout"]
 MARKER = Rule(
     "layout.schema_version",
     ("corrupt_payload",),

@@ -79,14 +79,12 @@ SIZE_OVERFLOW = Rule(
 )
 
 
-def shape_valid_rule(kind: str) -> Rule:
-    """The first rule of a layout or geometry (`kind`): the shape it is judged against is valid.
-
-    The reference validates the shape before anything else. Its violations are reported under
-    this rule with the shape's own category: its rules', its decoding's or schema's, or the
-    set's when its file cannot be read.
-    """
-    return Rule(
+# The first rule of a layout and of a geometry: the shape it is judged against is valid. The
+# reference validates the shape before anything else. Its violations are reported under this
+# rule with the shape's own category: its rules', its decoding's or schema's, or the set's when
+# its file cannot be read. Declared here, as data, once for both kinds.
+SHAPE_VALID_RULES = {
+    kind: Rule(
         f"{kind}.shape_valid",
         ("corrupt_payload", "resource_limit_exceeded", "decode", "schema", "set"),
         3,
@@ -94,6 +92,8 @@ def shape_valid_rule(kind: str) -> Rule:
         "can be judged against a broken shape. Reported with the shape's own category.",
         breaks_shape={"attention_kind": "mha"},
     )
+    for kind in ("layout", "geometry")
+}
 
 
 RULES = (
