@@ -191,6 +191,7 @@ def test_json_plus_sign_is_located() -> None:
     column = data.index(b"+32") + 1
     err = raise_from(data)
     check(err, fqk.DecodeError, "", f"line 1 column {column}")
+    assert err.position == (1, column)  # as the reporters place it
 
 
 @pytest.mark.parametrize(

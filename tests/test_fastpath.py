@@ -250,6 +250,19 @@ class _Defaulted(fqk.KvTensorShapeV1):
     _note: str = pydantic.PrivateAttr(default="")
 
 
+class _Open(fqk.KvTensorShapeV1):
+    """The shape's model taking fields outside its schema."""
+
+    model_config = pydantic.ConfigDict(extra="allow")
+
+
+class _PostInit(fqk.KvTensorShapeV1):
+    """The shape's model with a hook run after validation."""
+
+    def model_post_init(self, context: Any, /) -> None:
+        pass
+
+
 class _Wider(fqk.KvTensorShapeV1):
     """The shape's model with a field of a type the patterns do not prove."""
 
@@ -260,6 +273,8 @@ class _Wider(fqk.KvTensorShapeV1):
     ("model", "message"),
     [
         (_Checked, "validation does more than the pattern"),
+        (_Open, "validation does more than the pattern"),
+        (_PostInit, "validation does more than the pattern"),
         (_Defaulted, "validation does more than the pattern"),
         (_Wider, r"\.batch: a type the maker cannot make"),
     ],

@@ -225,6 +225,17 @@ def test_a_layout_without_a_shape_is_invalid_and_says_what_was_looked_for(
     assert f"looked for key_shape.json or key_shape.cbor in {folder}" in out
     assert "name one (--shape FILE)" in out
     assert "[set.no_shape]" in out
+    code, records = cli.records(str(folder / "key_layout.json"))
+    assert [(e["rule"], e["code"], e["pointer"], e["message"]) for e in records[0]["errors"]] == [
+        (
+            "set.no_shape",
+            "set",
+            "",
+            f"a layout is judged against its shape: no shape: looked for key_shape.json or "
+            f"key_shape.cbor in {folder}; name one (--shape FILE), list it in a set file "
+            f"({SET_FILE}), or accept the schema's checks alone (--structure-only)",
+        )
+    ]
     code, out, _ = cli("validate", "--structure-only", str(folder / "key_layout.json"))
     assert code == 0
     assert "layout structure valid; no shape found, its rules not run (--structure-only)" in out

@@ -45,7 +45,7 @@ RULES: dict[str, Rule] = {
 
 def rule_kind(rule: Rule) -> Kind | None:
     """The kind of contract a rule belongs to; None for rules every document meets."""
-    family = rule.id.split(".", 1)[0]
+    family = rule.id.partition(".")[0]
     return family if family in ("shape", "layout", "geometry") else None  # type: ignore[return-value]
 
 
