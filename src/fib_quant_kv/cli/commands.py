@@ -183,12 +183,13 @@ def validate(args: argparse.Namespace) -> int:
         report(finding)
     if args.git:
         from fib_quant_kv.gitindex import GitUnavailable, removals
+        from fib_quant_kv.sets.run import removed_by
 
         try:
             removed = removals()
         except GitUnavailable as exc:
             raise Unusable(f"--git: {exc}") from None
-        for finding in run.removed(removed):
+        for finding in removed_by(run, removed):
             report(finding)
     tally.skipped = run.skipped
     if not (tally.invalid or tally.unreadable or tally.checked):

@@ -1,4 +1,4 @@
-"""The run: documents judged with their shapes, then their set files, then what a commit removed."""
+"""The run: documents judged with their shapes, then their set files; what a commit removed."""
 
 from __future__ import annotations
 
@@ -61,28 +61,6 @@ class Run(Pairing):
             for name in CACHE_FIELDS
             if getattr(fields, name) != getattr(theirs, name)
         ]
-
-    def removed(self, removals: Iterable[Removal]) -> Iterator[Finding]:
-        """Findings for documents a commit deletes or renames away that others still need."""
-        taken = list(removals)
-        gone = {r.path for r in taken}
-        for removal in taken:
-            if removal.path in self.judged:  # it is still there (deleted and added again)
-                continue
-            needers = self.needers_of(removal.path, gone)
-            if not needers:
-                continue
-            what = (
-                f"renamed to {removal.renamed_to} by the commit"
-                if removal.renamed_to
-                else "deleted by the commit"
-            )
-            verb = "needs" if len(needers) == 1 else "need"
-            message = (
-                f"{what}, but {', '.join(needers)} still {verb} it: restore it, or change "
-                f"{'it' if len(needers) == 1 else 'them'} with it"
-            )
-            yield Finding(removal.path, violations=[DELETED.at("", message)], rules_run=True)
 
     # Judging --------------------------------------------------------------------------------
 
@@ -243,6 +221,29 @@ class Run(Pairing):
     def check_set(self, loaded: LoadedSet) -> Finding:
         """The finding for a set file, from what this run judged and read already."""
         return check_set(loaded, self.store, self.contents, self._read)
+
+
+def removed_by(run: Run, removals: Iterable[Removal]) -> Iterator[Finding]:
+    """Findings for documents a commit deletes or renames away that others still need."""
+    taken = list(removals)
+    gone = {r.path for r in taken}
+    for removal in taken:
+        if removal.path in run.judged:  # it is still there (deleted and added again)
+            continue
+        needers = run.needers_of(removal.path, gone)
+        if not needers:
+            continue
+        what = (
+            f"renamed to {removal.renamed_to} by the commit"
+            if removal.renamed_to
+            else "deleted by the commit"
+        )
+        verb = "needs" if len(needers) == 1 else "need"
+        message = (
+            f"{what}, but {', '.join(needers)} still {verb} it: restore it, or change "
+            f"{'it' if len(needers) == 1 else 'them'} with it"
+        )
+        yield Finding(removal.path, violations=[DELETED.at("", message)], rules_run=True)
 
 
 def validate_paths(
