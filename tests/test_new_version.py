@@ -191,3 +191,35 @@ def test_the_docs_take_it(v2: Contract) -> None:
     assert "| `sliding_window` |" in page
     assert f"[{V2}.md]({V2}.md)" in pages["index.md"]
     assert fqk.digest(fqk.decode(text(EXAMPLE))) in page
+
+
+def test_a_schema_keyword_the_fast_path_cannot_compile_is_declined(tmp_path: Path) -> None:
+    # A multipleOf on a count: the patterns cannot express it, so registering such a contract
+    # neither fails nor compiles it; its documents would take the strict path.
+    schema = json.loads(SCHEMA.read_text())
+    schema["properties"]["batch"]["multipleOf"] = 2
+    path = tmp_path / "multiple.schema.json"
+    path.write_text(json.dumps(schema))
+    marker = "fib_quant_kv_tensor_shape_v2_multiple"
+    register(
+        Contract(
+            marker,
+            "shape",
+            "KvTensorShapeV2",
+            needs_shape=False,
+            rules_module="fib_quant_kv.rules.shape",
+            models_module=MODELS,
+            schema_file=path,
+        )
+    )
+    try:
+        assert marker not in fastpath._BY_MARKER
+        assert "fib_quant_kv_tensor_shape_v1" in fastpath._BY_MARKER
+    finally:
+        withdraw(marker)
+    assert marker not in CONTRACTS
+    assert sorted(fastpath._BY_MARKER) == [  # the v1 contracts, compiled again
+        "fib_quant_kv_cache_layout_v1",
+        "fib_quant_kv_page_geometry_v1",
+        "fib_quant_kv_tensor_shape_v1",
+    ]
