@@ -632,3 +632,16 @@ def test_a_documents_stray_key_with_a_plain_value_is_read_on_so_all_is_said() ->
     with pytest.raises(fqk.SchemaError) as raised:
         decode_value(big, document=True)
     assert raised.value.pointer == "/k00"
+    # A document's size exactly: still read whole.
+    small = bytes([0xB8, SMALL_DOCUMENT]) + b"".join(
+        bytes([0x63]) + f"k{i:02d}".encode() + b"\x00" for i in range(SMALL_DOCUMENT)
+    )
+    assert len(decode_value(small, document=True)) == SMALL_DOCUMENT
+    # Plain values of every kind are read on: negative integers, texts, simple values.
+    assert decode_value(b"\xa1\x61a\x20", document=True) == {"a": -1}
+    assert decode_value(b"\xa1\x61a\xf5", document=True) == {"a": True}
+    # A byte string is no plain value, and a key with nothing after it has none: refused there.
+    for cut in (b"\xa1\x61a\x41x", b"\xa1\x61a"):
+        with pytest.raises(fqk.SchemaError) as raised:
+            decode_value(cut, document=True)
+        assert (raised.value.rule, raised.value.pointer) == ("schema.unknown_field", "/a")

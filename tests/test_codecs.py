@@ -965,18 +965,32 @@ def pointers(value: Any, tokens: tuple[str, ...] = ()) -> list[tuple[tuple[str, 
     return found
 
 
-@given(JSON_VALUES, st.sampled_from([None, 0, 1, 3]), st.booleans())
+@given(
+    JSON_VALUES,
+    st.sampled_from([None, 0, 1, 3]),
+    st.sampled_from([(",", ":"), (", ", ": ")]),
+    st.booleans(),
+)
 def test_a_pointer_locates_the_first_character_of_its_value(
-    value: Any, indent: int | None, ascii_only: bool
+    value: Any, indent: int | None, separators: tuple[str, str], ascii_only: bool
 ) -> None:
     from fib_quant_kv.codec.json import locate
 
-    data = json.dumps(value, indent=indent, ensure_ascii=ascii_only).encode()
+    data = json.dumps(value, indent=indent, separators=separators, ensure_ascii=ascii_only).encode()
     lines = data.decode().split("\n")
     for tokens, inner in pointers(value):
         line, column = locate(data, tokens) or (0, 0)
-        text = json.dumps(inner, indent=indent, ensure_ascii=ascii_only)
+        text = json.dumps(inner, indent=indent, separators=separators, ensure_ascii=ascii_only)
         assert lines[line - 1][column - 1 :].startswith(text.split("\n")[0]), (tokens, line, column)
+
+
+def test_a_violation_keeps_the_position_its_decoder_gave() -> None:
+    from fib_quant_kv.codec.json import located
+    from fib_quant_kv.errors import Violation
+
+    placed = Violation("decode", "", "malformed", "decode.malformed", position=(3, 9))
+    unplaced = Violation("schema", "/a", "bad", "schema.type")
+    assert [v.position for v in located(b'{"a": 1}', [placed, unplaced])] == [(3, 9), (1, 7)]
 
 
 def test_a_missing_member_locates_its_object_and_a_bad_text_nothing() -> None:
@@ -989,6 +1003,7 @@ def test_a_missing_member_locates_its_object_and_a_bad_text_nothing() -> None:
     assert locate(data, ("c", "2")) == (3, 8)
     assert locate(data, ("a", "b", "deeper")) == (2, 14)
     assert locate(b'{"a": 1, "a": 2}', ("a",)) == (1, 15)  # a duplicate: the last one
+    assert locate(b'\n{"a": 1}', ("a",)) == (2, 7)  # a text that starts with a newline
     assert locate(b"\xff{}", ("a",)) is None
     assert locate(b"   ", ("a",)) is None
     assert locate(b'{"a": [1, }', ("a", "1")) == (1, 7)  # cut short: the array it is in

@@ -491,6 +491,8 @@ def test_json_at_the_size_limit_is_read_and_beyond_it_is_not() -> None:
     exactly = SHAPE_JSON + b" " * (MAX_DOCUMENT_BYTES - len(SHAPE_JSON))
     assert read_json(exactly) is not None
     assert read_json(exactly + b" ") is None
+    assert decode_json(exactly) is not None
+    assert decode_json(exactly + b" ") is None
     assert strict(exactly) == SHAPE
     assert strict(exactly + b" ") is None
 

@@ -223,3 +223,12 @@ def test_a_schema_keyword_the_fast_path_cannot_compile_is_declined(tmp_path: Pat
         "fib_quant_kv_page_geometry_v1",
         "fib_quant_kv_tensor_shape_v1",
     ]
+    v1 = CONTRACTS["fib_quant_kv_tensor_shape_v1"]
+    shape = fqk.decode(json.dumps(dict(v1.example)).encode())
+    for read, data in (
+        (fastpath.read_json, fqk.encode(shape)),
+        (fastpath.read_cbor, fqk.encode(shape, "cbor")),
+    ):
+        found = read(data)
+        assert found is not None
+        assert (found[0], found[2]) == (v1, fqk.encode(shape))

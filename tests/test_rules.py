@@ -473,7 +473,7 @@ def test_semantic_rules_of_a_layout_without_its_shape_are_refused() -> None:
 
     layout = fqk.canonical_layout(shape())
     with pytest.raises(TypeError, match="fib_quant_kv_cache_layout_v1 is checked against a shape"):
-        semantic_violations(contract_of(layout), layout, None, [])
+        semantic_violations(contract_of(layout), layout, None)
 
 
 @pytest.mark.parametrize("marker", fqk.markers())

@@ -73,11 +73,7 @@ def merged(
     if readable is None or contract is None:
         return list(schema_broken)
     named = {v.pointer for v in schema_broken}
-    extra = [
-        v
-        for v in semantic_violations(contract, readable, shape, shape_broken)
-        if v.pointer not in named
-    ]
+    extra = [v for v in semantic_violations(contract, readable, shape) if v.pointer not in named]
     return [*schema_broken, *extra]
 
 

@@ -142,13 +142,14 @@ def library_table(count: int, repeats: int) -> None:
         for _, _, parsed, _, _ in docs:
             check_structure(parsed)
 
-    shapes = [d[3].shape for d in docs]
-    fields = [read_json(d[0])[1] for d in docs]  # type: ignore[index]
+    shapes = [d[3].shape_fields for d in docs]
+    reads = [read_json(d[0]) for d in docs]
 
     def stage_rules() -> None:
         # As the checker runs them: on the plain fields, the shape already validated.
-        for found, shape in zip(fields, shapes, strict=True):
-            list(semantic_violations(found, shape, []))
+        for found, shape in zip(reads, shapes, strict=True):
+            assert found is not None
+            list(semantic_violations(found[0], found[1], shape))
 
     def stage_encode() -> None:
         for model in models:

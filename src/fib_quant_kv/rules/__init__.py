@@ -50,17 +50,15 @@ def rule_kind(rule: Rule) -> Kind | None:
 
 
 def semantic_violations(
-    contract: Contract,
-    doc: DocumentFields,
-    against: ShapeFields | None,
-    shape_broken: list[Violation],
+    contract: Contract, doc: DocumentFields, against: ShapeFields | None
 ) -> Iterator[Violation]:
-    """The rules of a document whose schema holds; a layout or geometry needs its shape."""
+    """The rules of a document whose schema holds; a layout or geometry needs its valid shape
+    (against a broken one, its verdict is `broken_shape`'s)."""
     if not contract.needs_shape:
         return contract.rules.violations(doc)  # type: ignore[no-any-return]
     if against is None:
         raise TypeError(f"a {contract.marker} is checked against a shape: none was given")
-    return against_shape(contract, doc, against, shape_broken)
+    return against_shape(contract, doc, against, [])
 
 
 def against_shape(
