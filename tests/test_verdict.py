@@ -225,3 +225,22 @@ def test_decode_as_an_expected_contract_refuses_another() -> None:
         fqk.decode(EXAMPLES / "key_layout.json", fqk.KvTensorShapeV1)
     assert caught.value.pointer == "/schema_version"
     assert caught.value.rule == "schema.marker"
+
+
+def test_the_judges_constructor_makes_what_the_plain_one_makes() -> None:
+    from fib_quant_kv.contracts import contract_of
+    from fib_quant_kv.result import Bound, Verdict
+
+    shape = fqk.decode((EXAMPLES / "key_shape.json").read_bytes())
+    contract = contract_of(shape)
+    proof = proofs.proof_of(shape)
+    assert proof is not None  # decoded, so proven
+    held = (contract, proof.fields, None, shape)
+    bounds = [Bound("key_shape.json", None)]
+    fast = Verdict.judged(contract, [], True, bounds, held, None)  # type: ignore[arg-type]
+    plain = Verdict(contract=contract, rules_run=True, shapes=bounds, held=held)  # type: ignore[arg-type]
+    assert fast == plain
+    assert [getattr(fast, name) for name in Verdict.__slots__] == [
+        getattr(plain, name) for name in Verdict.__slots__
+    ]
+    assert fast.digest == plain.digest == fqk.digest(shape)

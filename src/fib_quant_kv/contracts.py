@@ -6,6 +6,7 @@ import copy
 import importlib
 import json
 import pkgutil
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
@@ -53,11 +54,11 @@ class Contract:
     # The module of the generated model, and the schema file when it is not shipped here.
     models_module: str = "fib_quant_kv_models"
     schema_file: Path | None = None
+    # The digest domain: the marker, as the reference hashes it (a field, read per digest).
+    domain: str = field(init=False)
 
-    @property
-    def domain(self) -> str:
-        """The digest domain: the marker, as the reference hashes it."""
-        return self.marker
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "domain", self.marker)
 
     @property
     def model(self) -> type[Document]:
@@ -72,7 +73,8 @@ class Contract:
     @property
     def rules(self) -> ModuleType:
         """The module of the contract's rules."""
-        return importlib.import_module(self.rules_module)
+        # sys.modules first: every document's rules ask, and import_module costs a frame more.
+        return sys.modules.get(self.rules_module) or importlib.import_module(self.rules_module)
 
 
 # The model classes by name (each contract's class has its own name: KvTensorShapeV1, ...).

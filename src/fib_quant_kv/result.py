@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from fib_quant_kv.digests import domain_digest, encode
 from fib_quant_kv.errors import Violation
 from fib_quant_kv.fastpath import canonical_of, model_of
-from fib_quant_kv.proofs import proof_of, remember_fields
+from fib_quant_kv.proofs import Proof, remember_fields
 
 if TYPE_CHECKING:
     from fib_quant_kv.codec import Encoding
@@ -31,7 +31,9 @@ class Bound:
 # its model when one was built or given.
 Held = tuple["Contract", "DocumentFields", "bytes | None", "Document | None"]
 
+# A digest not yet written (a string of its own, so `is` tells it from every digest).
 _UNSET = "unset"
+_new = object.__new__
 
 
 class Verdict:
@@ -43,6 +45,7 @@ class Verdict:
         "_document",
         "_hashed",
         "_held",
+        "_proof",
         "contract",
         "dependent_of",
         "kind",
@@ -68,6 +71,7 @@ class Verdict:
         structure_only: bool = False,
         dependent_of: str | None = None,
         held: Held | None = None,
+        proof: Proof | None = None,
     ) -> None:
         # The file the document came from ("-" for standard input); empty for bytes or a model.
         self.path = path
@@ -86,18 +90,42 @@ class Verdict:
         # Judged because a shape named in a run has it as a dependent, not named itself.
         self.dependent_of = dependent_of
         self._held = held
+        # What is remembered of the model, when it was judged from one: its digest is kept there.
+        self._proof = proof
         self._hashed: str | None = None
         self._document: Document | None = None if held is None else held[3]
         # Written when first asked for: a caller that only validates never pays for it.
         self._digest: str | None = digest if digest is not None or held is None else _UNSET
 
+    @classmethod
+    def judged(
+        cls,
+        contract: Contract,
+        violations: list[Violation],
+        rules_run: bool,
+        shapes: list[Bound],
+        held: Held,
+        proof: Proof | None,
+    ) -> Verdict:
+        """The verdict on a document whose schema holds, as the judge makes it: what the
+        constructor does, without its keywords and defaults to weigh, on the path every such
+        document takes (a test holds the two alike)."""
+        made = _new(cls)
+        made.path, made.contract, made.kind = "", contract, contract.kind
+        made.violations, made.rules_run, made.shapes = violations, rules_run, shapes
+        made.unreadable, made.structure_only, made.dependent_of = None, False, None
+        made._held, made._proof, made._hashed, made._document = held, proof, None, held[3]
+        made._digest = _UNSET
+        return made
+
     @property
     def digest(self) -> str | None:
         """The digest of the canonical JSON, when the document is valid (None otherwise)."""
-        if self._digest is _UNSET:
+        found = self._digest
+        if found is _UNSET:
             ran = self.rules_run and not self.violations
-            self._digest = self.canonical_digest() if ran else None
-        return self._digest
+            found = self._digest = self.canonical_digest() if ran else None
+        return found
 
     @digest.setter
     def digest(self, value: str | None) -> None:
@@ -109,7 +137,7 @@ class Verdict:
         if self._hashed is not None or self._held is None:
             return self._hashed
         contract, fields, canonical, model = self._held
-        proof = None if model is None else proof_of(model)
+        proof = self._proof
         if proof is not None and proof.digest is not None:
             self._hashed = proof.digest
             return self._hashed

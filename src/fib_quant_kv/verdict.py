@@ -13,13 +13,13 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from fib_quant_kv.codec import Encoding
 from fib_quant_kv.contracts import CONTRACTS, Contract, contract_of
 from fib_quant_kv.errors import Violation
-from fib_quant_kv.fastpath import model_of
-from fib_quant_kv.proofs import proof_of, remember, remember_fields
+from fib_quant_kv.fastpath import FastRead, model_of
+from fib_quant_kv.proofs import Proof, proof_of, remember, remember_fields
 from fib_quant_kv.reading import (
     Reading,
     Source,
@@ -28,7 +28,7 @@ from fib_quant_kv.reading import (
     read,
     source_bytes,
 )
-from fib_quant_kv.result import Bound, Held, Verdict
+from fib_quant_kv.result import Bound, Verdict
 from fib_quant_kv.rules import DocumentFields, broken_shape, semantic_violations
 from fib_quant_kv.rules.shape import ShapeFields
 
@@ -77,11 +77,21 @@ def merged(
     return [*schema_broken, *extra]
 
 
-def reading_of(doc: Document) -> Reading | Held:
-    """A model as the judge reads it: its proof's fields, or its schema checked afresh (a model
-    built in code, with model_construct or model_copy, skipped its schema: in the reference a
-    u32 field cannot hold -1 or 2^32, and the rules assume well-typed fields)."""
-    contract = contract_of(doc)
+class ModelReading(NamedTuple):
+    """A proven model as the judge reads it: its contract, its proof (fields, canonical JSON,
+    digest once written, own rule violations once run) and the model itself. A named tuple:
+    made in one C-level call, for every model validated or digested."""
+
+    contract: Contract
+    proof: Proof
+    model: Document
+
+
+def reading_of(doc: Document, contract: Contract | None = None) -> ModelReading | Structure:
+    """A model as the judge reads it: its proof, or its schema checked afresh (a model built in
+    code, with model_construct or model_copy, skipped its schema: in the reference a u32 field
+    cannot hold -1 or 2^32, and the rules assume well-typed fields)."""
+    contract = contract or contract_of(doc)
     proof = proof_of(doc)
     if proof is None:
         from fib_quant_kv.structure import check_structure
@@ -91,7 +101,7 @@ def reading_of(doc: Document) -> Reading | Held:
             return found
         proof = proof_of(remember(doc))
         assert proof is not None  # just remembered
-    return contract, proof.fields, proof.canonical, doc
+    return ModelReading(contract, proof, doc)
 
 
 class Checker:
@@ -201,13 +211,14 @@ class Checker:
             return verdict
         return self.judge(reading_of(data))
 
-    def judge(self, reading: Reading | Held) -> Verdict:
+    def judge(self, reading: Reading | ModelReading) -> Verdict:
         """The verdict on a document read (see `read`, `reading_of`), against this shape."""
         if isinstance(reading, tuple):
-            if len(reading) == 3:  # the hot path's fields, with no model
-                contract, fields, canonical = reading
-                return self._rules(contract, fields, canonical, None)
-            return self._rules(*reading)
+            if type(reading) is ModelReading:
+                contract, proof, model = reading
+                return self._rules(contract, proof.fields, proof.canonical, model, proof)
+            fast: FastRead = reading  # type: ignore[assignment]  # the hot path's, no model
+            return self._rules(fast[0], fast[1], fast[2], None, None)
         if isinstance(reading, Violation):
             return Verdict(violations=[reading])
         if reading.contract is None:
@@ -215,9 +226,9 @@ class Checker:
         contract = reading.contract
         if reading.model is not None:
             model = remember(reading.model)
-            proof = proof_of(model)
-            assert proof is not None  # just remembered
-            return self._rules(contract, proof.fields, None, model)
+            proven = proof_of(model)
+            assert proven is not None  # just remembered
+            return self._rules(contract, proven.fields, None, model, proven)
         violations = merged(reading, self._fields, self._broken)
         # merged consults the rules for a document that broke only bounds, given its shape.
         # Against a broken shape, the verdict is the shape's: the rules have run as far as
@@ -239,31 +250,25 @@ class Checker:
         fields: DocumentFields,
         canonical: bytes | None,
         model: Document | None,
+        proof: Proof | None,
     ) -> Verdict:
         """The semantic rules of a document whose schema holds; its digest when first asked."""
         held = contract, fields, canonical, model
         if not contract.needs_shape:
-            proof = None if model is None else proof_of(model)
             if proof is None:
                 violations = list(contract.rules.violations(fields))
             else:  # a proven shape's own rules depend on nothing else: run once a model
                 if proof.own is None:
                     proof.own = list(contract.rules.violations(fields))
                 violations = list(proof.own)
-            return Verdict(contract=contract, violations=violations, rules_run=True, held=held)
+            return Verdict.judged(contract, violations, True, [], held, proof)
         if self._broken:
             violations = broken_shape(contract, self._broken)
         elif self._fields is None:
-            return Verdict(contract=contract, held=held)
+            return Verdict(contract=contract, held=held, proof=proof)
         else:
             violations = list(contract.rules.violations(fields, self._fields))
-        return Verdict(
-            contract=contract,
-            violations=violations,
-            rules_run=True,
-            shapes=self._bounds(True),
-            held=held,
-        )
+        return Verdict.judged(contract, violations, True, self._bounds(True), held, proof)
 
     def check_all(self, documents: Iterable[bytes]) -> Iterator[Verdict]:
         """Verdicts for many documents, lazily: memory stays flat in their number."""
@@ -316,7 +321,7 @@ def judge_model(doc: Document, shapes: Sequence[KvTensorShapeV1] = ()) -> Verdic
     needs at least one: a TypeError otherwise). A shape needs none, and ignores any given."""
     contract = contract_of(doc)
     if not contract.needs_shape:
-        return SHAPELESS.judge(reading_of(doc))
+        return SHAPELESS.judge(reading_of(doc, contract))
     if not shapes:
         raise TypeError(
             f"a {contract.kind} is validated against the shape it describes: pass shape="
@@ -326,7 +331,8 @@ def judge_model(doc: Document, shapes: Sequence[KvTensorShapeV1] = ()) -> Verdic
     for shape in shapes:
         if not isinstance(shape, KvTensorShapeV1):
             raise TypeError(f"shape must be a KvTensorShapeV1, got {type(shape).__name__}")
-    return combined([Checker(shape).judge(reading_of(doc)) for shape in shapes])
+    reading = reading_of(doc, contract)
+    return combined([Checker(shape).judge(reading) for shape in shapes])
 
 
 def collect_violations(doc: Document, shape: KvTensorShapeV1 | None = None) -> list[Violation]:

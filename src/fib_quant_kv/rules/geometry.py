@@ -91,11 +91,6 @@ def raw_vector_bytes(head_dim: int) -> int:
     return min(head_dim * F32_BYTES, U32_MAX)
 
 
-def violations(geometry: GeometryFields, shape: ShapeFields) -> Iterator[Violation]:
-    """The rules of every contract whose entry names this module."""
-    return geometry_violations(geometry, shape)
-
-
 def geometry_violations(geometry: GeometryFields, shape: ShapeFields) -> Iterator[Violation]:
     """Every rule the geometry breaks against a valid shape, the reference's first verdict first."""
     if geometry.schema_version != PAGE_GEOMETRY_SCHEMA:
@@ -138,3 +133,9 @@ def geometry_violations(geometry: GeometryFields, shape: ShapeFields) -> Iterato
 def page_count_unchecked(geometry: GeometryFields, shape: ShapeFields) -> int:
     """ceil(tokens / tokens_per_page), for a geometry already valid against the shape."""
     return -(-shape.tokens // geometry.tokens_per_page)
+
+
+# What a contract's registry entry calls (`violations(document)` for a shape,
+# `violations(document, shape)` for a layout or geometry): the checking function itself, with no
+# frame between them on the hot path.
+violations = geometry_violations

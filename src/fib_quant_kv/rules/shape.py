@@ -142,11 +142,6 @@ def vector_count_unchecked(shape: ShapeFields) -> int:
     return shape.batch * shape.layers * shape.kv_heads * shape.tokens
 
 
-def violations(shape: ShapeFields, against: None = None) -> Iterator[Violation]:
-    """The rules of every contract whose entry names this module (a shape needs no shape)."""
-    return shape_violations(shape)
-
-
 def _a_marker_of_these_rules(marker: str) -> bool:
     """Whether a marker names a contract judged by these rules (a later shape version)."""
     contract = CONTRACTS.get(marker)
@@ -198,3 +193,9 @@ def shape_violations(shape: ShapeFields) -> Iterator[Violation]:
             "kv shape size overflow: batch * layers * kv_heads * tokens * head_dim "
             "must fit in an unsigned 64-bit integer",
         )
+
+
+# What a contract's registry entry calls (`violations(document)` for a shape,
+# `violations(document, shape)` for a layout or geometry): the checking function itself, with no
+# frame between them on the hot path.
+violations = shape_violations
