@@ -131,7 +131,7 @@ def test_shape_rule(
 ) -> None:
     assert first(shape(**passing)) is None
     # The rule itself gives the reference's verdict ...
-    rule = next(shape_violations(shape(**failing)))
+    rule = shape_violations(shape(**failing))[0]
     assert (rule.code, rule.pointer) == ("corrupt_payload", where)
     assert words in rule.message
     # ... and the public calls refuse the document at the same place, as a schema error where
@@ -230,7 +230,7 @@ def test_shape_rules_come_in_the_reference_order() -> None:
     assert found is not None
     assert (found.code, found.pointer) == ("schema", "/tokens")
     unequal = shape(attention_kind="mha", rope_state="not_applicable")
-    assert first(unequal) == next(shape_violations(unequal))
+    assert first(unequal) == shape_violations(unequal)[0]
 
 
 LAYOUT = fqk.canonical_layout(VALID_SHAPE)
@@ -269,7 +269,7 @@ def test_any_non_canonical_stride_is_refused(field: str) -> None:
 )
 def test_layout_markers_hold_for_models_built_in_code(field: str, value: str, where: str) -> None:
     layout = fqk.KvCacheLayoutV1.model_construct(**{**LAYOUT.model_dump(), field: value})
-    rule = next(layout_violations(layout, VALID_SHAPE))
+    rule = layout_violations(layout, VALID_SHAPE)[0]
     assert (rule.code, rule.pointer) == ("corrupt_payload", where)
     found = first(layout, VALID_SHAPE)
     assert found is not None
@@ -356,7 +356,7 @@ def test_geometry_rule(
     passing: dict[str, Any], failing: dict[str, Any], code: str, where: str
 ) -> None:
     assert first(geometry(**passing), VALID_SHAPE) is None
-    rule = next(geometry_violations(geometry(**failing), VALID_SHAPE))
+    rule = geometry_violations(geometry(**failing), VALID_SHAPE)[0]
     assert (rule.code, rule.pointer) == (code, where)
     found = first(geometry(**failing), VALID_SHAPE)
     assert found is not None

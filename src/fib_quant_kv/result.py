@@ -159,10 +159,10 @@ class Verdict:
         """The digest of a valid document's canonical bytes in an encoding: JSON (the
         reference's digest) or deterministic CBOR (on request only)."""
         found = self.digest
+        if found is not None and encoding == "json":
+            return found
         if found is None or self.contract is None:
             raise ValueError("only a valid document has a digest: raise_first says why not")
-        if encoding == "json":
-            return found
         document = self.document
         assert document is not None  # a valid document has its fields, so its model
         return domain_digest(self.contract.domain, encode(document, encoding))

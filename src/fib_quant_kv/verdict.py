@@ -11,6 +11,7 @@ the next call that receives it does not validate it again.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, NamedTuple
@@ -79,12 +80,16 @@ def merged(
 
 class ModelReading(NamedTuple):
     """A proven model as the judge reads it: its contract, its proof (fields, canonical JSON,
-    digest once written, own rule violations once run) and the model itself. A named tuple:
-    made in one C-level call, for every model validated or digested."""
+    digest once written, own rule violations once run) and the model itself."""
 
     contract: Contract
     proof: Proof
     model: Document
+
+
+# A named tuple's own constructor is a Python function; tuple.__new__ makes one in a C call,
+# for every model validated or digested.
+_model_reading = functools.partial(tuple.__new__, ModelReading)
 
 
 def reading_of(doc: Document, contract: Contract | None = None) -> ModelReading | Structure:
@@ -101,7 +106,7 @@ def reading_of(doc: Document, contract: Contract | None = None) -> ModelReading 
             return found
         proof = proof_of(remember(doc))
         assert proof is not None  # just remembered
-    return ModelReading(contract, proof, doc)
+    return _model_reading((contract, proof, doc))
 
 
 class Checker:
@@ -256,10 +261,10 @@ class Checker:
         held = contract, fields, canonical, model
         if not contract.needs_shape:
             if proof is None:
-                violations = list(contract.rules.violations(fields))
+                violations = contract.rules.violations(fields)
             else:  # a proven shape's own rules depend on nothing else: run once a model
                 if proof.own is None:
-                    proof.own = list(contract.rules.violations(fields))
+                    proof.own = contract.rules.violations(fields)
                 violations = list(proof.own)
             return Verdict.judged(contract, violations, True, [], held, proof)
         if self._broken:
@@ -267,7 +272,7 @@ class Checker:
         elif self._fields is None:
             return Verdict(contract=contract, held=held, proof=proof)
         else:
-            violations = list(contract.rules.violations(fields, self._fields))
+            violations = contract.rules.violations(fields, self._fields)
         return Verdict.judged(contract, violations, True, self._bounds(True), held, proof)
 
     def check_all(self, documents: Iterable[bytes]) -> Iterator[Verdict]:
@@ -320,8 +325,9 @@ def judge_model(doc: Document, shapes: Sequence[KvTensorShapeV1] = ()) -> Verdic
     """The verdict on a model, against each shape it serves for a layout or geometry (which
     needs at least one: a TypeError otherwise). A shape needs none, and ignores any given."""
     contract = contract_of(doc)
+    reading = reading_of(doc, contract)
     if not contract.needs_shape:
-        return SHAPELESS.judge(reading_of(doc, contract))
+        return SHAPELESS.judge(reading)
     if not shapes:
         raise TypeError(
             f"a {contract.kind} is validated against the shape it describes: pass shape="
@@ -331,7 +337,6 @@ def judge_model(doc: Document, shapes: Sequence[KvTensorShapeV1] = ()) -> Verdic
     for shape in shapes:
         if not isinstance(shape, KvTensorShapeV1):
             raise TypeError(f"shape must be a KvTensorShapeV1, got {type(shape).__name__}")
-    reading = reading_of(doc, contract)
     return combined([Checker(shape).judge(reading) for shape in shapes])
 
 
@@ -342,12 +347,17 @@ def collect_violations(doc: Document, shape: KvTensorShapeV1 | None = None) -> l
 
 def validate(doc: Document, shape: KvTensorShapeV1 | None = None) -> None:
     """Raise the first violation, schema before rules, as a typed error; or return None."""
-    judge_model(doc, () if shape is None else (shape,)).raise_first()
+    found = judge_model(doc, () if shape is None else (shape,)).violations
+    if found:
+        raise found[0].to_error()
 
 
 def digest(doc: Document, shape: KvTensorShapeV1 | None = None, encoding: Encoding = "json") -> str:
     """Validate, then digest the canonical bytes. The JSON digest is the reference's."""
-    return judge_model(doc, () if shape is None else (shape,)).raise_first().digest_in(encoding)
+    verdict = judge_model(doc, () if shape is None else (shape,))
+    if verdict.violations:
+        raise verdict.violations[0].to_error()
+    return verdict.digest_in(encoding)
 
 
 def shape_problems(shape: KvTensorShapeV1) -> list[Violation]:

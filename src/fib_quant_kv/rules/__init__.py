@@ -9,7 +9,6 @@ fib_quant_kv.verdict.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import TYPE_CHECKING, TypeAlias
 
 from fib_quant_kv.codec.limits import DECODE_RULES
@@ -51,7 +50,7 @@ def rule_kind(rule: Rule) -> Kind | None:
 
 def semantic_violations(
     contract: Contract, doc: DocumentFields, against: ShapeFields | None
-) -> Iterator[Violation]:
+) -> list[Violation]:
     """The rules of a document whose schema holds; a layout or geometry needs its valid shape
     (against a broken one, its verdict is `broken_shape`'s)."""
     if not contract.needs_shape:
@@ -66,7 +65,7 @@ def against_shape(
     doc: DocumentFields,
     against: ShapeFields,
     shape_broken: list[Violation],
-) -> Iterator[Violation]:
+) -> list[Violation]:
     """The rules of a layout or geometry, given what is already known to be wrong with its shape.
 
     Checking many documents against one shape validates the shape once, not once per document.
@@ -74,7 +73,7 @@ def against_shape(
     # The reference validates the shape first and stops there if it is invalid: nothing about
     # the layout or geometry can be judged against a broken shape.
     if shape_broken:
-        return iter(broken_shape(contract, shape_broken))
+        return broken_shape(contract, shape_broken)
     return contract.rules.violations(doc, against)  # type: ignore[no-any-return]
 
 

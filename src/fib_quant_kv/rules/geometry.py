@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Literal, Protocol
 
 from fib_quant_kv.contracts import PAGE_GEOMETRY_SCHEMA
@@ -91,43 +90,57 @@ def raw_vector_bytes(head_dim: int) -> int:
     return min(head_dim * F32_BYTES, U32_MAX)
 
 
-def geometry_violations(geometry: GeometryFields, shape: ShapeFields) -> Iterator[Violation]:
+def geometry_violations(geometry: GeometryFields, shape: ShapeFields) -> list[Violation]:
     """Every rule the geometry breaks against a valid shape, the reference's first verdict first."""
+    found: list[Violation] = []
     if geometry.schema_version != PAGE_GEOMETRY_SCHEMA:
-        yield MARKER.at(
-            "/schema_version",
-            f"kv page geometry schema_version {geometry.schema_version}, "
-            f"expected {PAGE_GEOMETRY_SCHEMA}",
+        found.append(
+            MARKER.at(
+                "/schema_version",
+                f"kv page geometry schema_version {geometry.schema_version}, "
+                f"expected {PAGE_GEOMETRY_SCHEMA}",
+            )
         )
     if not 1 <= geometry.tokens_per_page <= shape.tokens:
-        yield TOKENS_PER_PAGE_RANGE.at(
-            "/tokens_per_page",
-            f"tokens_per_page must be in 1..={shape.tokens} (the shape's tokens), "
-            f"got {geometry.tokens_per_page}",
+        found.append(
+            TOKENS_PER_PAGE_RANGE.at(
+                "/tokens_per_page",
+                f"tokens_per_page must be in 1..={shape.tokens} (the shape's tokens), "
+                f"got {geometry.tokens_per_page}",
+            )
         )
     if geometry.vectors_per_block != 1:
-        yield ONE_VECTOR_PER_BLOCK.at(
-            "/vectors_per_block",
-            "CPU reference codec currently supports one vector per block, "
-            f"got vectors_per_block {geometry.vectors_per_block}",
+        found.append(
+            ONE_VECTOR_PER_BLOCK.at(
+                "/vectors_per_block",
+                "CPU reference codec currently supports one vector per block, "
+                f"got vectors_per_block {geometry.vectors_per_block}",
+            )
         )
     if geometry.head_dim != shape.head_dim:
-        yield HEAD_DIM_MATCHES.at(
-            "/head_dim",
-            f"page geometry head_dim must match shape: expected {shape.head_dim}, "
-            f"got {geometry.head_dim}",
+        found.append(
+            HEAD_DIM_MATCHES.at(
+                "/head_dim",
+                f"page geometry head_dim must match shape: expected {shape.head_dim}, "
+                f"got {geometry.head_dim}",
+            )
         )
     want = raw_vector_bytes(geometry.head_dim)
     if geometry.raw_vector_bytes != want:
-        yield RAW_VECTOR_BYTES.at(
-            "/raw_vector_bytes",
-            f"raw_vector_bytes must equal head_dim * sizeof(f32): expected {want}, "
-            f"got {geometry.raw_vector_bytes}",
+        found.append(
+            RAW_VECTOR_BYTES.at(
+                "/raw_vector_bytes",
+                f"raw_vector_bytes must equal head_dim * sizeof(f32): expected {want}, "
+                f"got {geometry.raw_vector_bytes}",
+            )
         )
     if geometry.encoded_block_bytes == 0:
-        yield ENCODED_BLOCK_BYTES_NONZERO.at(
-            "/encoded_block_bytes", "encoded_block_bytes must be nonzero"
+        found.append(
+            ENCODED_BLOCK_BYTES_NONZERO.at(
+                "/encoded_block_bytes", "encoded_block_bytes must be nonzero"
+            )
         )
+    return found
 
 
 def page_count_unchecked(geometry: GeometryFields, shape: ShapeFields) -> int:

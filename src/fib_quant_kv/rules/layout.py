@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import operator
-from collections.abc import Iterator
 from typing import Final, Literal, Protocol
 
 from fib_quant_kv.contracts import LAYOUT_SCHEMA, SHAPE_SCHEMA
@@ -81,31 +80,41 @@ def canonical_strides(shape: ShapeFields) -> dict[str, int]:
     }
 
 
-def layout_violations(layout: LayoutFields, shape: ShapeFields) -> Iterator[Violation]:
+def layout_violations(layout: LayoutFields, shape: ShapeFields) -> list[Violation]:
     """Every rule the layout breaks against a valid shape, the reference's first verdict first."""
+    found: list[Violation] = []
     if layout.schema_version != LAYOUT_SCHEMA:
-        yield MARKER.at(
-            "/schema_version",
-            f"kv layout schema_version {layout.schema_version}, expected {LAYOUT_SCHEMA}",
+        found.append(
+            MARKER.at(
+                "/schema_version",
+                f"kv layout schema_version {layout.schema_version}, expected {LAYOUT_SCHEMA}",
+            )
         )
     if layout.shape_schema_version != SHAPE_SCHEMA:
-        yield SHAPE_MARKER.at(
-            "/shape_schema_version",
-            f"kv layout shape schema mismatch: expected {SHAPE_SCHEMA}, "
-            f"got {layout.shape_schema_version}",
+        found.append(
+            SHAPE_MARKER.at(
+                "/shape_schema_version",
+                f"kv layout shape schema mismatch: expected {SHAPE_SCHEMA}, "
+                f"got {layout.shape_schema_version}",
+            )
         )
     if layout.order != CANONICAL_ORDER:
-        yield CANONICAL.at(
-            "/order",
-            f"{_NOT_CANONICAL}: expected order batch_layer_head_token_dim, got {layout.order}",
+        found.append(
+            CANONICAL.at(
+                "/order",
+                f"{_NOT_CANONICAL}: expected order batch_layer_head_token_dim, got {layout.order}",
+            )
         )
     canonical = canonical_strides(shape)
     strides = _strides(layout)
     if strides == tuple(canonical.values()):  # the common case, in one comparison
-        return
+        return found
     for (name, want), got in zip(canonical.items(), strides, strict=True):
         if got != want:
-            yield CANONICAL.at(f"/{name}", f"{_NOT_CANONICAL}: expected {name} {want}, got {got}")
+            found.append(
+                CANONICAL.at(f"/{name}", f"{_NOT_CANONICAL}: expected {name} {want}, got {got}")
+            )
+    return found
 
 
 # What a contract's registry entry calls (`violations(document)` for a shape,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import operator
-from collections.abc import Iterator
 from typing import Final, Literal, Protocol
 
 from fib_quant_kv.contracts import CONTRACTS, SHAPE_SCHEMA
@@ -148,51 +147,69 @@ def _a_marker_of_these_rules(marker: str) -> bool:
     return contract is not None and contract.rules_module == __name__
 
 
-def shape_violations(shape: ShapeFields) -> Iterator[Violation]:
+def shape_violations(shape: ShapeFields) -> list[Violation]:
     """Every semantic rule the shape breaks, the reference's first verdict first."""
+    found: list[Violation] = []
     # v1 first, in one comparison; another registered version of the shape passes too.
     if shape.schema_version != SHAPE_SCHEMA and not _a_marker_of_these_rules(shape.schema_version):
-        yield MARKER.at(
-            "/schema_version",
-            f"kv shape schema_version {shape.schema_version}, expected {SHAPE_SCHEMA}",
+        found.append(
+            MARKER.at(
+                "/schema_version",
+                f"kv shape schema_version {shape.schema_version}, expected {SHAPE_SCHEMA}",
+            )
         )
     counts = _counts(shape)
     if 0 in counts:  # one C-level test for the common case, names only when needed
         for name, count in zip(COUNT_FIELDS, counts, strict=True):
             if count == 0:
-                yield COUNTS_NONZERO.at(f"/{name}", f"kv shape {name} must be > 0")
+                found.append(COUNTS_NONZERO.at(f"/{name}", f"kv shape {name} must be > 0"))
     kind = shape.attention_kind
     if kind == MHA and shape.query_heads != shape.kv_heads:
-        yield MHA_HEADS_EQUAL.at(
-            "/query_heads",
-            f"mha requires query_heads == kv_heads, got {shape.query_heads} and {shape.kv_heads}",
+        found.append(
+            MHA_HEADS_EQUAL.at(
+                "/query_heads",
+                f"mha requires query_heads == kv_heads, got {shape.query_heads} and "
+                f"{shape.kv_heads}",
+            )
         )
     if kind == MQA and shape.kv_heads != 1:
-        yield MQA_ONE_KV_HEAD.at("/kv_heads", f"mqa requires kv_heads == 1, got {shape.kv_heads}")
+        found.append(
+            MQA_ONE_KV_HEAD.at("/kv_heads", f"mqa requires kv_heads == 1, got {shape.kv_heads}")
+        )
     # A zero kv_heads is already reported above; the modulus is undefined for it.
     grouped = kind in (GQA, MQA)
     if grouped and shape.kv_heads != 0 and shape.query_heads % shape.kv_heads != 0:
-        yield GROUPED_HEADS_DIVIDE.at(
-            "/query_heads",
-            f"{kind} requires query_heads to be a multiple of kv_heads, "
-            f"got {shape.query_heads} and {shape.kv_heads}",
+        found.append(
+            GROUPED_HEADS_DIVIDE.at(
+                "/query_heads",
+                f"{kind} requires query_heads to be a multiple of kv_heads, "
+                f"got {shape.query_heads} and {shape.kv_heads}",
+            )
         )
     if shape.role == KEY and shape.rope_state == NOT_APPLICABLE:
-        yield ROPE_STATE_ROLE.at(
-            "/rope_state", "key cache requires rope_state pre_rope or post_rope, got not_applicable"
+        found.append(
+            ROPE_STATE_ROLE.at(
+                "/rope_state",
+                "key cache requires rope_state pre_rope or post_rope, got not_applicable",
+            )
         )
     if shape.role == VALUE and shape.rope_state != NOT_APPLICABLE:
-        yield ROPE_STATE_ROLE.at(
-            "/rope_state",
-            f"value cache requires rope_state not_applicable, got {shape.rope_state}",
+        found.append(
+            ROPE_STATE_ROLE.at(
+                "/rope_state",
+                f"value cache requires rope_state not_applicable, got {shape.rope_state}",
+            )
         )
     vectors = vector_count_unchecked(shape)
     if vectors > U64_MAX or vectors * shape.head_dim > U64_MAX:
-        yield SIZE_OVERFLOW.at(
-            "",
-            "kv shape size overflow: batch * layers * kv_heads * tokens * head_dim "
-            "must fit in an unsigned 64-bit integer",
+        found.append(
+            SIZE_OVERFLOW.at(
+                "",
+                "kv shape size overflow: batch * layers * kv_heads * tokens * head_dim "
+                "must fit in an unsigned 64-bit integer",
+            )
         )
+    return found
 
 
 # What a contract's registry entry calls (`violations(document)` for a shape,
