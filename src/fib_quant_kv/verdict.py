@@ -325,9 +325,11 @@ def judge_model(doc: Document, shapes: Sequence[KvTensorShapeV1] = ()) -> Verdic
     """The verdict on a model, against each shape it serves for a layout or geometry (which
     needs at least one: a TypeError otherwise). A shape needs none, and ignores any given."""
     contract = contract_of(doc)
-    reading = reading_of(doc, contract)
     if not contract.needs_shape:
-        return SHAPELESS.judge(reading)
+        proof = proof_of(doc)
+        if proof is not None:  # proven (decoded, derived): the judge's rules, from the proof
+            return SHAPELESS._rules(contract, proof.fields, proof.canonical, doc, proof)
+        return SHAPELESS.judge(reading_of(doc, contract))
     if not shapes:
         raise TypeError(
             f"a {contract.kind} is validated against the shape it describes: pass shape="
@@ -337,6 +339,7 @@ def judge_model(doc: Document, shapes: Sequence[KvTensorShapeV1] = ()) -> Verdic
     for shape in shapes:
         if not isinstance(shape, KvTensorShapeV1):
             raise TypeError(f"shape must be a KvTensorShapeV1, got {type(shape).__name__}")
+    reading = reading_of(doc, contract)
     return combined([Checker(shape).judge(reading) for shape in shapes])
 
 
@@ -357,6 +360,10 @@ def digest(doc: Document, shape: KvTensorShapeV1 | None = None, encoding: Encodi
     verdict = judge_model(doc, () if shape is None else (shape,))
     if verdict.violations:
         raise verdict.violations[0].to_error()
+    if encoding == "json":  # the reference's digest, written once (a valid verdict has it)
+        found = verdict.canonical_digest()
+        assert found is not None  # a document with no violation has its fields
+        return found
     return verdict.digest_in(encoding)
 
 
