@@ -212,10 +212,27 @@ def test_a_schema_keyword_the_fast_path_cannot_compile_is_declined(tmp_path: Pat
             schema_file=path,
         )
     )
+    # A contract the patterns can express, registered after the declined one, is compiled.
+    plain = json.loads((ROOT / "schemas" / "fib_quant_kv_tensor_shape_v1.schema.json").read_text())
+    plain["properties"]["schema_version"]["const"] = f"{marker}_plain"
+    plain_path = tmp_path / "plain.schema.json"
+    plain_path.write_text(json.dumps(plain))
+    register(
+        Contract(
+            f"{marker}_plain",
+            "shape",
+            "KvTensorShapeV1",
+            needs_shape=False,
+            rules_module="fib_quant_kv.rules.shape",
+            schema_file=plain_path,
+        )
+    )
     try:
         assert marker not in fastpath._BY_MARKER
         assert "fib_quant_kv_tensor_shape_v1" in fastpath._BY_MARKER
+        assert f"{marker}_plain" in fastpath._BY_MARKER
     finally:
+        withdraw(f"{marker}_plain")
         withdraw(marker)
     assert marker not in CONTRACTS
     assert sorted(fastpath._BY_MARKER) == [  # the v1 contracts, compiled again
@@ -232,3 +249,16 @@ def test_a_schema_keyword_the_fast_path_cannot_compile_is_declined(tmp_path: Pat
         found = read(data)
         assert found is not None
         assert (found[0], found[2]) == (v1, fqk.encode(shape))
+
+
+def test_a_declined_contracts_canonical_json_is_written_as_serde_json_writes_it(
+    v2: Contract,
+) -> None:
+    # Compact, in field order, non-ASCII text as UTF-8 (not escaped): what the model's own
+    # serializer writes for the valid document, with one text changed.
+    valid = fqk.encode(fqk.decode(text(EXAMPLE)))
+    values = [*EXAMPLE.values()]
+    values[values.index("bf16")] = "bf16\u00e9"
+    written = fastpath.canonical_of(v2, fastpath.fields_of(v2, values))
+    assert written == valid.replace(b'"bf16"', '"bf16\u00e9"'.encode())
+    assert written.count(b"\xc3\xa9") == 1
