@@ -350,7 +350,7 @@ def collect_violations(doc: Document, shape: KvTensorShapeV1 | None = None) -> l
 
 def validate(doc: Document, shape: KvTensorShapeV1 | None = None) -> None:
     """Raise the first violation, schema before rules, as a typed error; or return None."""
-    found = judge_model(doc, () if shape is None else (shape,)).violations
+    found = collect_violations(doc, shape)
     if found:
         raise found[0].to_error()
 
