@@ -139,8 +139,7 @@ def check_generated(session: nox.Session) -> None:
 @nox.session(python=PYTHONS)
 def tests(session: nox.Session) -> None:
     """Run the test suite against the installed package (not the source tree), on each Python."""
-    # The generator too: a test generates the model of a new contract version, as `generate` does.
-    session.install(".[test]", GENERATOR)
+    session.install(".[test]")
     session.run("pytest", *session.posargs)
 
 
@@ -167,7 +166,7 @@ def minimum(session: nox.Session) -> None:
     constraints = Path(session.create_tmp()) / "floors.txt"
     constraints.write_text("".join(f"{n}=={v}\n" for n, v in sorted(floors.items())), "utf-8")
     # Editable, so this session also proves the package finds its schemas from a source checkout.
-    session.install("-c", str(constraints), "-e", ".[test]", GENERATOR)
+    session.install("-c", str(constraints), "-e", ".[test]")
     # Read back from the environment: a floor pip could not honour fails here, not silently.
     listed = session.run("python", "-m", "pip", "list", "--format=json", silent=True)
     installed = {canonicalize_name(d["name"]): d["version"] for d in json.loads(str(listed))}
@@ -304,8 +303,7 @@ def fuzz(session: nox.Session) -> None:
 def mutation(session: nox.Session) -> None:
     """Mutation testing of the rules, codecs and fast path (settings in pyproject.toml)."""
     # Editable: that install copies schemas/ into src/fib_quant_kv/, which mutmut copies whole.
-    # The generator: a registered new version's test reaches the registry's recompiling.
-    session.install("-e", ".[test]", "mutmut==3.8.1", GENERATOR)
+    session.install("-e", ".[test]", "mutmut==3.8.1")
     shutil.rmtree(ROOT / "mutants", ignore_errors=True)
     # The mutated copy of src/ must win over the installed package; generated/ is not mutated.
     env = {"PYTHONPATH": str(ROOT / "generated")}
