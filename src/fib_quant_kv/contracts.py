@@ -10,13 +10,14 @@ import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
-from pathlib import Path
 from types import MappingProxyType, ModuleType
 from typing import TYPE_CHECKING, Any, Final, Literal, TypeAlias
 
 from fib_quant_kv.errors import Rule, Violation, pointer
 
 if TYPE_CHECKING:
+    import os
+
     from jsonschema.protocols import Validator
     from referencing import Registry
 
@@ -53,7 +54,9 @@ class Contract:
     example: Mapping[str, Any] = field(default_factory=dict)
     # The module of the generated model, and the schema file when it is not shipped here.
     models_module: str = "fib_quant_kv_models"
-    schema_file: Path | None = None
+    # A path by name, not pathlib's: the registry is on every command's start-up, which pathlib
+    # would add milliseconds to.
+    schema_file: str | os.PathLike[str] | None = None
     # The digest domain: the marker, as the reference hashes it (a field, read per digest).
     domain: str = field(init=False)
 
@@ -223,7 +226,8 @@ def schema_text(marker: str) -> str:
     # imports in a tenth of the time: this is on every command's start-up.
     contract = CONTRACTS.get(marker)
     if contract is not None and contract.schema_file is not None:
-        return contract.schema_file.read_text(encoding="utf-8")
+        with open(contract.schema_file, encoding="utf-8") as handle:
+            return handle.read()
     data = pkgutil.get_data("fib_quant_kv", f"schemas/{marker}.schema.json")
     if data is None:  # a loader that cannot read package data
         raise FileNotFoundError(f"the schema of {marker} is not readable from this installation")
