@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
-from tests.shared import CONFIGS, Cli, git
+from tests.shared import CONFIGS, PAGED_PLAN, Cli, git
 
 # Mutation testing reruns the suite once per mutant: the same examples every time, fewer of them.
 settings.register_profile("mutation", derandomize=True, max_examples=40, deadline=None)
@@ -29,12 +29,7 @@ def models(cli: Cli, tmp_path: Path) -> Path:
         code, _, err = cli(
             "plan",
             str(CONFIGS / config),
-            "--tokens",
-            "8192",
-            "--tokens-per-page",
-            "256",
-            "--encoded-block-bytes",
-            "72",
+            *PAGED_PLAN,
             "--out",
             str(root / name),
         )

@@ -36,6 +36,8 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
 
 
 CONFIGS = DATA / "hf_configs"
+# The options of a plan the tests write to disk: 8192 tokens, paged 256 to a page, 72 bytes a block.
+PAGED_PLAN = ("--tokens", "8192", "--tokens-per-page", "256", "--encoded-block-bytes", "72")
 
 
 class Cli:

@@ -11,7 +11,7 @@ import pytest
 import fib_quant_kv as fqk
 from fib_quant_kv.cli import main
 from fib_quant_kv.hf.plan import Group, plan_from_hf_config
-from tests.shared import CONFIGS, run
+from tests.shared import CONFIGS, PAGED_PLAN, run
 
 LLAMA = str(CONFIGS / "llama-3.1-8b.json")
 GEMMA2 = str(CONFIGS / "gemma-2-2b.json")
@@ -274,12 +274,7 @@ def test_memory_table_of_llama_at_8192_tokens(capsys: pytest.CaptureFixture[str]
         capsys,
         "plan",
         LLAMA,
-        "--tokens",
-        "8192",
-        "--tokens-per-page",
-        "256",
-        "--encoded-block-bytes",
-        "72",
+        *PAGED_PLAN,
     )
     assert code == 0
     rows = table(out)
@@ -337,12 +332,7 @@ def test_plan_writes_a_group_apart_and_validate_passes(
         capsys,
         "plan",
         GEMMA2,
-        "--tokens",
-        "8192",
-        "--tokens-per-page",
-        "256",
-        "--encoded-block-bytes",
-        "72",
+        *PAGED_PLAN,
         "--out",
         str(out_dir),
     )
