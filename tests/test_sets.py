@@ -541,6 +541,47 @@ def test_documents_in_memory_pair_by_name_without_bindings() -> None:
     assert found["kv/value_layout.cbor"].valid
 
 
+def test_pairing_by_name_indexes_a_folder_once_however_many_documents_it_holds(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # 300 planned models in one folder: each layout, geometry and shape finds its partners
+    # from the folder's names, which are listed once and read once each, not once a document.
+    from fib_quant_kv.sets import names, pairing, stores
+
+    calls: Counter[str] = Counter()
+    for module in (names, pairing):
+        split = module.split_name
+
+        def counted(name: str, split: Callable[..., Any] = split) -> Any:
+            calls["split_name"] += 1
+            return split(name)
+
+        monkeypatch.setattr(module, "split_name", counted)
+    listed = stores.Memory.names
+
+    def counted_names(store: stores.Memory, folder: str) -> list[str]:
+        calls["names"] += 1
+        return listed(store, folder)
+
+    monkeypatch.setattr(stores.Memory, "names", counted_names)
+    models = 300
+    kinds = ("key_shape", "value_shape", "key_layout", "value_layout", "page_geometry")
+    documents = {
+        f"kv/m{index:03d}_{name}.json": (EXAMPLES / f"{name}.json").read_bytes()
+        for index in range(models)
+        for name in kinds
+    }
+    found = fqk.validate_documents(documents)
+    assert all(f.valid for f in found.values())
+    assert [b.path for b in found["kv/m123_key_layout.json"].shapes] == ["kv/m123_key_shape.json"]
+    assert [b.path for b in found["kv/m007_page_geometry.json"].shapes] == [
+        "kv/m007_key_shape.json",
+        "kv/m007_value_shape.json",
+    ]
+    assert calls["names"] <= 2  # the folder's listing (and its set file looked for)
+    assert calls["split_name"] <= 3 * len(documents)  # was a scan of the folder a document
+
+
 def test_validate_paths_is_what_validate_reports(cli: Cli, models: Path) -> None:
     findings = fqk.validate_paths([models])
     _, records = cli.records(str(models))

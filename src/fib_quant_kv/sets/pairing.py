@@ -12,7 +12,7 @@ from fib_quant_kv.files import SET_FILE, UnreadablePath, encoding_of
 from fib_quant_kv.reading import Reading, read
 from fib_quant_kv.result import Verdict
 from fib_quant_kv.rules.sets import MISSING
-from fib_quant_kv.sets.names import geometry_base, prefer, split_name
+from fib_quant_kv.sets.names import FolderNames, geometry_base, prefer, split_name
 from fib_quant_kv.sets.setcheck import Content
 from fib_quant_kv.sets.setfile import LoadedSet, entry_path, load_set
 from fib_quant_kv.sets.stores import Files, Store
@@ -60,6 +60,7 @@ class Pairing:
         # document, or read and judged for a document paired with it: a shape is judged once.
         self._checkers: dict[str, Checker] = {}
         self._sets: dict[str, LoadedSet | None] = {}
+        self._names: dict[str, FolderNames] = {}
         # What the paths judged so far call for: their folders (in order, for set files), the
         # shapes named on the command line (for their dependents), and every path judged.
         self.folders: dict[str, None] = {}
@@ -81,6 +82,13 @@ class Pairing:
             path = entry_path(folder, SET_FILE)
             self._sets[folder] = load_set(self.store, path) if has else None
         return self._sets[folder]
+
+    def _names_in(self, folder: str) -> FolderNames:
+        """A folder's names as naming pairs them, indexed once a run."""
+        names = self._names.get(folder)
+        if names is None:
+            names = self._names[folder] = FolderNames(self.store.names(folder))
+        return names
 
     def _checker(self, path: str) -> Checker:
         known = self._checkers.get(path)
@@ -122,22 +130,17 @@ class Pairing:
                 "can be found beside it"
             )
         prefix, _, ext = parts
-        # Never the document itself, whatever its name says (a layout in key_shape.json).
-        names = [n for n in self.store.names(folder) if n != name]
+        names = self._names_in(folder)
         if kind == "layout":
             wanted = f"{prefix}shape"
-            found = [
-                n for n in names if (s := split_name(n)) is not None and s[:2] == (prefix, "shape")
-            ]
+            found = names.named(prefix, "shape")
             looked = f"{wanted}.json or {wanted}.cbor"
         else:
             base = geometry_base(prefix)
-            found = [
-                n
-                for n in names
-                if (s := split_name(n)) is not None and s[1] == "shape" and n.startswith(base)
-            ]
+            found = names.shapes_starting(base)
             looked = f"{base}*shape.json or .cbor"
+        # Never the document itself, whatever its name says (a layout in key_shape.json).
+        found = [n for n in found if n != name]
         chosen = [entry_path(folder, n) for n in prefer(found, ext)]
         if chosen:
             return chosen, "the naming convention"
@@ -158,17 +161,7 @@ class Pairing:
         parts = split_name(name)
         if parts is None or parts[1] != "shape":
             return []
-        prefix = parts[0]
-        found = []
-        for other in self.store.names(folder):
-            split = split_name(other)
-            if split is None:
-                continue
-            if (split[1] == "layout" and split[0] == prefix) or (
-                split[1] == "geometry" and prefix.startswith(geometry_base(split[0]))
-            ):
-                found.append(entry_path(folder, other))
-        return found
+        return [entry_path(folder, other) for other in self._names_in(folder).dependents(parts[0])]
 
     def needers_of(self, path: str, removed: set[str]) -> list[str]:
         """What still needs a document: its folder's set file if it lists it, and, for a shape,
@@ -210,9 +203,6 @@ class Pairing:
             for sep in "_-":
                 if prefix.endswith(mine + sep):
                     stem = prefix[: -len(mine + sep)] + theirs + sep + "shape"
-                    names = [
-                        n for n in self.store.names(folder) if posixpath.splitext(n)[0] == stem
-                    ]
-                    chosen = prefer(names, ext)
+                    chosen = prefer(self._names_in(folder).with_stem(stem), ext)
                     return entry_path(folder, chosen[0]) if chosen else None
         return None
