@@ -244,3 +244,25 @@ def test_the_judges_constructor_makes_what_the_plain_one_makes() -> None:
         getattr(plain, name) for name in Verdict.__slots__
     ]
     assert fast.digest == plain.digest == fqk.digest(shape)
+
+
+def test_a_verdict_pickles_as_its_report() -> None:
+    import pickle
+
+    from fib_quant_kv.result import Bound, Verdict
+    from fib_quant_kv.verdict import Checker
+
+    checker = Checker.for_shape((EXAMPLES / "key_shape.json").read_bytes(), name="key_shape.json")
+    valid = checker.check((EXAMPLES / "key_layout.json").read_bytes())
+    broken = fqk.check(b'{"schema_version": "fib_quant_kv_tensor_shape_v1"}')
+    unreadable = Verdict("gone.json", unreadable="cannot open: No such file or directory")
+    odd = Verdict("x.json", kind="layout", structure_only=True, dependent_of="key_shape.json")
+    odd.shapes = [Bound("key_shape.json", None)]
+    for sent in (valid, broken, unreadable, odd):
+        back = pickle.loads(pickle.dumps(sent, pickle.HIGHEST_PROTOCOL))
+        assert back == sent.detached()
+        assert (back.valid, back.digest, back.path) == (sent.valid, sent.digest, sent.path)
+        assert back.document is None  # the report only: no model crosses a process
+    assert valid.shapes == [Bound("key_shape.json", checker.shape_digest)]
+    assert broken.violations
+    assert not broken.valid
