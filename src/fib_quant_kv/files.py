@@ -8,13 +8,10 @@ import stat
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
+from fib_quant_kv.codec import Encoding, detect
 from fib_quant_kv.codec.limits import MAX_DOCUMENT_BYTES, SIZE_LIMIT
 from fib_quant_kv.errors import DecodeError
-
-if TYPE_CHECKING:
-    from fib_quant_kv.codec import Encoding
 
 STDIN = "-"
 SUFFIXES = (".json", ".cbor")
@@ -35,8 +32,6 @@ SKIPPED_FOLDERS = frozenset({"node_modules", "__pycache__", "site-packages"})
 def encoding_of(path: str, data: bytes) -> Encoding:
     """The encoding a file is read in: a .cbor file's is CBOR unless its content opens as JSON
     does (then JSON: a .cbor file of JSON is read as JSON); any other's, its content's."""
-    from fib_quant_kv.codec import detect
-
     if path.endswith(".cbor") and data.lstrip(b" \t\r\n")[:1] not in (b"{", b"["):
         return "cbor"
     return detect(data)
@@ -156,9 +151,9 @@ def walk(root: str) -> Iterator[str | UnreadablePath]:
             exc = errors.pop()
             yield UnreadablePath(exc.filename or folder, f"cannot list: {exc.strerror or exc}")
         dirs[:] = sorted(name for name in dirs if _entered(folder, name))
-        for name in sorted(files):
-            if name.endswith(SUFFIXES):
-                yield os.path.join(folder, name)
+        # os.path.join(folder, name) for each name, with the separator decided once a folder.
+        inside = os.path.join(folder, "")
+        yield from [inside + name for name in sorted(files) if name.endswith(SUFFIXES)]
     for exc in errors:
         yield UnreadablePath(exc.filename or root, f"cannot list: {exc.strerror or exc}")
 
