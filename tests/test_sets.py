@@ -904,3 +904,25 @@ def test_a_plan_groups_key_and_value_shapes_that_agree() -> None:
     assert all(f.valid for f in found.values()), [
         (name, f.violations) for name, f in found.items() if not f.valid
     ]
+
+
+def test_a_name_splits_as_splitext_would_split_it() -> None:
+    # split_name finds the extension itself (a run asks it of every shape); on every name of
+    # up to four pieces, from pieces that trip a splitter up, it agrees with posixpath's.
+    import itertools
+    import posixpath
+
+    from fib_quant_kv.files import SUFFIXES
+    from fib_quant_kv.rules.sets import KIND_WORDS
+    from fib_quant_kv.sets.names import split_name
+
+    def plain(name: str) -> tuple[str, str, str] | None:
+        stem, ext = posixpath.splitext(name)
+        words = [w for w in KIND_WORDS if stem.endswith(w) and stem[: -len(w)][-1:] in "_-"]
+        return (stem[: -len(words[0])], words[0], ext) if ext in SUFFIXES and words else None
+
+    pieces = [".", "_", "-", "a", "shape", "layout", "geometry", "json", ".json", ".cbor", "key_"]
+    names = ["".join(p) for n in range(1, 5) for p in itertools.product(pieces, repeat=n)]
+    assert [split_name(name) for name in names] == [plain(name) for name in names]
+    assert split_name("llama_key_layout.json") == ("llama_key_", "layout", ".json")
+    assert split_name(".shape.json") is None
