@@ -399,9 +399,10 @@ def test_documents_the_hot_path_reads_are_validated_without_pydantic(tmp_path: P
     # The bundled examples are JSON in field order and deterministic CBOR, both read as plain
     # fields: such a run never imports the models, pydantic or jsonschema, which would double
     # its start-up time. A model is built only for a document that leaves the hot path. Nor
-    # what the schemas' loading, a split run or a path type would pull in at start-up for nothing.
+    # what the schemas' loading, a split run, a path type or SARIF's URIs would pull in at
+    # start-up for nothing.
     heavy = ("pydantic", "pydantic_core", "fib_quant_kv_models", "jsonschema", "cbor2")
-    heavy += ("importlib.resources", "pickle", "pathlib")
+    heavy += ("importlib.resources", "pickle", "pathlib", "urllib")
 
     def validate(*argv: str) -> list[dict[str, Any]]:
         code = (

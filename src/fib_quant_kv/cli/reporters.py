@@ -10,7 +10,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from json.encoder import encode_basestring
 from typing import TYPE_CHECKING, Any, Protocol, TextIO
-from urllib.parse import quote
 
 if TYPE_CHECKING:
     from fib_quant_kv.errors import Violation
@@ -306,6 +305,8 @@ def _artifact_uri(path: str) -> str:
     """A path as a URI reference relative to the working directory, percent-encoded."""
     if path == "-":
         return "-"
+    from urllib.parse import quote  # SARIF's alone: the other formats start without it
+
     relative = os.path.relpath(path).replace(os.sep, "/")
     return quote(posixpath.normpath(relative), safe="/")
 
@@ -334,6 +335,7 @@ def sarif_rules() -> list[dict[str, Any]]:
 def sarif_log(results: list[dict[str, Any]], notes: list[dict[str, Any]]) -> dict[str, Any]:
     """A SARIF 2.1.0 log of one run."""
     from importlib.metadata import PackageNotFoundError, version
+    from urllib.parse import quote
 
     try:
         tool_version = version("fib-quant-kv")
