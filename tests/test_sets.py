@@ -926,3 +926,28 @@ def test_a_name_splits_as_splitext_would_split_it() -> None:
     assert [split_name(name) for name in names] == [plain(name) for name in names]
     assert split_name("llama_key_layout.json") == ("llama_key_", "layout", ".json")
     assert split_name(".shape.json") is None
+
+
+def test_each_store_has_what_its_folders_list(tmp_path: Path) -> None:
+    # A run asks a store whether a folder holds its set file (one lstat on disk, not a
+    # listing): each store answers as its own listing would.
+    from fib_quant_kv.sets import stores
+
+    (tmp_path / "kv").mkdir()
+    (tmp_path / "kv" / SET_FILE).write_text("{}")
+    (tmp_path / "kv" / "dangling_shape.json").symlink_to(tmp_path / "gone.json")
+    on_disk = stores.Files()
+    in_memory = stores.Memory({f"kv/{SET_FILE}": b"{}", "top_shape.json": b"{}"})
+    asked = [
+        (on_disk, str(tmp_path / "kv")),
+        (on_disk, str(tmp_path)),
+        (in_memory, "kv"),
+        (in_memory, ""),
+    ]
+    for store, folder in asked:
+        for name in (SET_FILE, "dangling_shape.json", "top_shape.json", "gone.json"):
+            path = f"{folder}/{name}" if folder else name
+            assert store.has(path) == (name in store.names(folder)), (folder, name)
+    assert on_disk.has(str(tmp_path / "kv" / "dangling_shape.json"))
+    assert in_memory.has("top_shape.json")
+    assert not in_memory.has(f"other/{SET_FILE}")

@@ -78,6 +78,10 @@ class Tracked:
     def names(self, folder: str) -> list[str]:
         return list(self._folders.get(folder, ()))
 
+    def has(self, path: str) -> bool:
+        folder, name = posixpath.split(path)
+        return name in self._folders.get(folder, ())
+
     def is_link(self, path: str) -> bool:
         return os.path.islink(path)
 

@@ -78,8 +78,8 @@ class Pairing:
 
     def _set_of(self, folder: str) -> LoadedSet | None:
         if folder not in self._sets:
-            has = SET_FILE in self.store.names(folder) and self.bindings is None
             path = entry_path(folder, SET_FILE)
+            has = self.bindings is None and self.store.has(path)
             self._sets[folder] = load_set(self.store, path) if has else None
         return self._sets[folder]
 

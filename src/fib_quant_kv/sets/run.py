@@ -151,8 +151,9 @@ class Run(Pairing):
             if isinstance(item, UnreadablePath):
                 yield Finding(item.path, unreadable=item.reason)
                 continue
-            if posixpath.basename(item.path) == SET_FILE:
-                self.folders[posixpath.dirname(item.path)] = None
+            folder, name = posixpath.split(item.path)
+            if name == SET_FILE:
+                self.folders[folder] = None
                 continue
             try:
                 data, reading, judged = self._read(item.path)
@@ -167,7 +168,7 @@ class Run(Pairing):
             if finding is None:
                 continue
             if item.path != STDIN:
-                self.folders[posixpath.dirname(item.path)] = None
+                self.folders[folder] = None
                 if item.named and finding.kind == "shape":
                     self.named_shapes.append(item.path)
             yield finding

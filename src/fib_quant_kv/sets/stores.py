@@ -21,6 +21,10 @@ class Store(Protocol):
         """The file names in a folder (empty when it cannot be listed)."""
         ...
 
+    def has(self, path: str) -> bool:
+        """Whether a folder lists this name (its set file, say), whatever it is."""
+        ...
+
     def is_link(self, path: str) -> bool:
         """Whether a path is a symbolic link (whose document may lie outside its folder)."""
         ...
@@ -45,6 +49,10 @@ class Files:
             self._listed[folder] = listed
         return listed
 
+    def has(self, path: str) -> bool:
+        # One lstat: a run asks this of each folder, and listing one of thousands costs more.
+        return os.path.lexists(path)
+
     def is_link(self, path: str) -> bool:
         return os.path.islink(path)
 
@@ -65,6 +73,9 @@ class Memory:
         return sorted(
             posixpath.basename(name) for name in self.documents if posixpath.dirname(name) == folder
         )
+
+    def has(self, path: str) -> bool:
+        return posixpath.basename(path) in self.names(posixpath.dirname(path))
 
     def is_link(self, path: str) -> bool:
         return False
