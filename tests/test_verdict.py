@@ -102,7 +102,7 @@ def test_the_memory_forgets_each_model_as_it_is_freed() -> None:
     del cycle
     gc.collect()
     assert len(proofs.PROOFS) == before + 100
-    assert all(proof.ref() is not None for proof in proofs.PROOFS.values())
+    assert all(proof() is not None for proof in proofs.PROOFS.values())
     # A model proven again keeps one entry, dropped when it goes.
     model = kept[0]
     fqk.Checker(model)  # type: ignore[arg-type]  # a shape

@@ -9,10 +9,9 @@ afresh.
 
 from __future__ import annotations
 
-import functools
 import operator
 import weakref
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from fib_quant_kv.contracts import contract_of
 from fib_quant_kv.errors import Violation
@@ -25,31 +24,39 @@ if TYPE_CHECKING:
 D = TypeVar("D", bound="Document")
 
 
-class Proof:
-    """A model whose schema holds: its field values then, and what was learnt of it since."""
+class Proof(weakref.ref["Document"]):
+    """A model whose schema holds, held weakly (calling the proof gives the model while it
+    lives): its field values then, and what was learnt of it since.
 
-    __slots__ = ("canonical", "digest", "fields", "own", "ref")
+    One object, a weak reference with slots, rather than a reference, a callback bound to the
+    model's key and a record: proving a model is on every decode's path.
+    """
 
-    def __init__(
-        self, ref: weakref.ref[Any], fields: DocumentFields, canonical: bytes | None
-    ) -> None:
-        self.ref = ref
-        # The values as the hot path's fields (the contract's named tuple): the rules read them
-        # there, at a tuple's speed, where a pydantic model's every attribute read passes its
-        # __getattr__ hook; as a tuple, they are the snapshot the model is held to.
-        self.fields = fields
-        # Its canonical JSON, once known (the hot path knows it from the bytes).
-        self.canonical = canonical
-        # Its digest, once written.
-        self.digest: str | None = None
-        # A shape's own rule violations, once run: they depend on nothing else.
-        self.own: list[Violation] | None = None
+    __slots__ = ("canonical", "digest", "fields", "key", "own")
+
+    key: int
+    # The values as the hot path's fields (the contract's named tuple): the rules read them
+    # there, at a tuple's speed, where a pydantic model's every attribute read passes its
+    # __getattr__ hook; as a tuple, they are the snapshot the model is held to.
+    fields: DocumentFields
+    # Its canonical JSON, once known (the hot path knows it from the bytes).
+    canonical: bytes | None
+    # Its digest, once written.
+    digest: str | None
+    # A shape's own rule violations, once run: they depend on nothing else.
+    own: list[Violation] | None
 
 
-# Proofs by the model's id, each dropped as its model is freed: the weak reference's callback
-# is the table's own pop of that key (a C-level call, no Python frame), run while the model is
-# being freed, before its id can be another object's. So the table holds live models only,
-# whatever the caller keeps, and the memory of models that are gone is freed with them.
+def _forget(proof: Proof) -> None:
+    """Drop a proof from the table as its model is freed (a weak reference's callback)."""
+    PROOFS.pop(proof.key, None)
+
+
+# Proofs by the model's id, each dropped as its model is freed: the proof's callback runs while
+# the model is being freed, before its id can be another object's. So the table holds live
+# models only, whatever the caller keeps, and the memory of models that are gone is freed with
+# them. A proof replaced by a newer one of the same model is freed with its callback, unless
+# something still holds it: then both callbacks drop the one key, once each.
 #
 # The key is the id without its low four bits (id >> 4), which are always zero: objects are
 # 16-byte aligned, and two live models lie further apart than that. An int hashes to itself
@@ -57,7 +64,6 @@ class Proof:
 # models do, a lookup walked long chains of freed slots (object.__hash__ rotates an address
 # for the same reason).
 PROOFS: dict[int, Proof] = {}
-_forget = PROOFS.pop
 
 
 def remember(model: D, canonical: bytes | None = None) -> D:
@@ -67,18 +73,17 @@ def remember(model: D, canonical: bytes | None = None) -> D:
 
 def remember_fields(model: D, fields: DocumentFields, canonical: bytes | None) -> D:
     """remember, given the model's fields (which the hot path has already)."""
-    key = id(model) >> 4  # see PROOFS
-    # pop(key, ref) when the model is freed: the reference is pop's default, so a key that is
-    # already gone (the model proven again since) is no error.
-    forget = functools.partial(_forget, key)
-    PROOFS[key] = Proof(weakref.ref(model, forget), fields, canonical)
+    proof = Proof(model, _forget)
+    proof.key = key = id(model) >> 4  # see PROOFS
+    proof.fields, proof.canonical, proof.digest, proof.own = fields, canonical, None, None
+    PROOFS[key] = proof
     return model
 
 
 def proof_of(model: Document) -> Proof | None:
     """What is remembered of this very model, unless it changed since."""
     proof = PROOFS.get(id(model) >> 4)
-    if proof is None or proof.ref() is not model:
+    if proof is None or proof() is not model:
         return None
     # The very objects it held when proven: equal values are not enough (True == 1, 128.0 ==
     # 128), and the snapshot keeps them alive, so an identity cannot be reused.
