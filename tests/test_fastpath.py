@@ -378,6 +378,27 @@ def test_every_integer_width_reads_as_its_value(value: int) -> None:
     assert fast[2] == fqk.encode(layout)
 
 
+def test_an_integer_is_converted_once_and_the_table_stays_within_its_bound() -> None:
+    converted: list[bytes] = []
+
+    def counted(raw: bytes) -> int:
+        converted.append(raw)
+        return int(raw)
+
+    table = fastpath.Integers(counted)
+    assert [table[b"4096"], table[b"4096"], table.get(b"4096")] == [4096, 4096, 4096]
+    assert converted == [b"4096"]
+    for n in range(2 * fastpath.INTEGERS_KEPT):
+        assert table[str(n).encode()] == n
+    assert len(table) == fastpath.INTEGERS_KEPT
+    converted.clear()
+    assert [table[b"987654321"], table[b"987654321"]] == [987654321, 987654321]
+    assert converted == [b"987654321", b"987654321"]  # past the bound: converted each time
+    # The hot path's own tables convert as int() and int.from_bytes do.
+    assert fastpath.JSON_INTEGERS[b"131072"] == 131072
+    assert fastpath.CBOR_INTEGERS[b"\x00\x02\x00\x00"] == 131072  # a 0x1a head's argument
+
+
 @pytest.mark.parametrize("value", [10, 0x010A, 0x0A0A, 0x0A0A0A0A, 0x0A << 56])
 def test_integer_bytes_that_look_like_a_newline_are_read(value: int) -> None:
     layout = fqk.canonical_layout(SHAPE).model_copy(update={"batch_stride": value})  # type: ignore[arg-type]

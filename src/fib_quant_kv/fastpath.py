@@ -64,6 +64,41 @@ _CBOR_FORMS = (
 )
 
 
+class Integers(dict[bytes, int]):
+    """Integers by the bytes a pattern matched, each converted once and then looked up.
+
+    The same few counts fill these documents (head counts, head dims, layer and token counts),
+    and a lookup in a dict is a quarter of what converting the digits again costs. A table is
+    read with `dict.__getitem__`, as the enum fields' tables are, so every field converts in one
+    C-level call; a value not yet seen is converted by `__missing__`. It keeps at most
+    INTEGERS_KEPT values, so documents of ever-new numbers cannot grow it without bound: past
+    that, they are converted each time.
+    """
+
+    __slots__ = ("convert",)
+
+    def __init__(self, convert: Callable[[bytes], int]) -> None:
+        super().__init__()
+        self.convert = convert
+
+    def __missing__(self, raw: bytes) -> int:
+        value = self.convert(raw)
+        if len(self) < INTEGERS_KEPT:
+            self[raw] = value
+        return value
+
+
+INTEGERS_KEPT = 4096
+# Canonical JSON's digits (int() reads ASCII digits from bytes), and deterministic CBOR's
+# big-endian argument bytes (an immediate value's one byte is its own value).
+JSON_INTEGERS = Integers(int)
+CBOR_INTEGERS = Integers(int.from_bytes)
+# How a field's matched bytes become its value: a lookup in its table (Integers, or an enum's
+# or a marker's allowed texts).
+Table: TypeAlias = "dict[bytes, Any]"
+_value_in = dict.__getitem__
+
+
 def _uint_bounds(where: str, prop: dict[str, Any]) -> tuple[int, int]:
     minimum, maximum = prop.get("minimum", 0), prop["maximum"]
     if minimum not in (0, 1) or maximum < 0xFF:
@@ -154,9 +189,10 @@ class _Compiled:
         # (key, value) patterns; compact JSON joins them with ":" and ",", spaced JSON lets
         # whitespace surround every token.
         json_parts: list[tuple[bytes, bytes]] = []
-        json_values: list[Callable[[bytes], object]] = []
+        # Each field's table, from its matched bytes to its value (see Integers).
+        json_values: list[Table] = []
         template: list[str] = []
-        cbor_by_key: dict[bytes, tuple[bytes, Callable[[bytes], object]]] = {}
+        cbor_by_key: dict[bytes, tuple[bytes, Table]] = {}
         # Each string field's matched text -> value, by encoding: the model's maker swaps the
         # values for enum members.
         self.json_texts: dict[str, dict[bytes, str]] = {}
@@ -170,19 +206,19 @@ class _Compiled:
             if prop.get("type") == "integer":
                 bounds = _uint_bounds(where, prop)
                 json_parts.append((key, _json_uint(*bounds)))
-                json_values.append(int)  # int() reads ASCII digits from bytes too
+                json_values.append(JSON_INTEGERS)
                 template.append(f'"{name}":%d')
-                cbor_by_key[_cbor_text(name)] = (_cbor_uint(*bounds), int.from_bytes)
+                cbor_by_key[_cbor_text(name)] = (_cbor_uint(*bounds), CBOR_INTEGERS)
                 continue
             allowed = _allowed_texts(where, prop)
             json_parts.append((key, b'"(' + b"|".join(v.encode() for v in allowed) + b')"'))
             json_texts = self.json_texts[name] = {v.encode(): v for v in allowed}
-            json_values.append(json_texts.__getitem__)
+            json_values.append(json_texts)
             template.append(f'"{name}":"%s"')
             cbor_texts = self.cbor_texts[name] = {_cbor_text(v): v for v in allowed}
             cbor_by_key[_cbor_text(name)] = (
                 b"(" + b"|".join(re.escape(t) for t in cbor_texts) + b")",
-                cbor_texts.__getitem__,
+                cbor_texts,
             )
         # The patterns' sources; each is compiled when first used (the properties below).
         self.json_source = b"\\{" + b",".join(k + b":" + v for k, v in json_parts) + b"\\}"
@@ -282,13 +318,13 @@ def read_json(data: bytes) -> FastRead | None:
     compiled = _compact(data)
     match = None if compiled is None else compiled.json_pattern.fullmatch(data)
     if compiled is not None and match is not None:
-        fields = compiled.fields(map(operator.call, compiled.json_values, match.groups()))
+        fields = compiled.fields(map(_value_in, compiled.json_values, match.groups()))
         return compiled.contract, fields, data
     for compiled in _COMPILED.values():
         match = compiled.spaced_json_pattern.fullmatch(data)
         if match is not None:
             groups = match.groups()
-            fields = compiled.fields(map(operator.call, compiled.json_values, groups))
+            fields = compiled.fields(map(_value_in, compiled.json_values, groups))
             return compiled.contract, fields, compiled.json_template % groups
     return None
 
@@ -301,7 +337,7 @@ def read_cbor(data: bytes) -> FastRead | None:
         match = compiled.cbor_pattern.fullmatch(data)
         if match is not None:
             groups = compiled.to_field_order(match.groups())
-            fields = compiled.fields(map(operator.call, compiled.cbor_values, groups))
+            fields = compiled.fields(map(_value_in, compiled.cbor_values, groups))
             # canonical_of's template, from the contract in hand.
             return compiled.contract, fields, (compiled.template % fields).encode("ascii")
     return None
@@ -322,14 +358,14 @@ def decode_json(data: bytes) -> Made | None:
     match = None if compiled is None else compiled.json_pattern.fullmatch(data)
     if compiled is not None and match is not None:
         maker = compiled.maker
-        fields = compiled.fields(map(operator.call, maker.json_values, match.groups()))
+        fields = compiled.fields(map(_value_in, maker.json_values, match.groups()))
         return maker.make(fields), fields, data
     for compiled in _COMPILED.values():
         match = compiled.spaced_json_pattern.fullmatch(data)
         if match is not None:
             groups = match.groups()
             maker = compiled.maker
-            fields = compiled.fields(map(operator.call, maker.json_values, groups))
+            fields = compiled.fields(map(_value_in, maker.json_values, groups))
             return maker.make(fields), fields, compiled.json_template % groups
     return None
 
@@ -343,7 +379,7 @@ def decode_cbor(data: bytes) -> Made | None:
         if match is not None:
             maker = compiled.maker
             groups = compiled.to_field_order(match.groups())
-            fields = compiled.fields(map(operator.call, maker.cbor_values, groups))
+            fields = compiled.fields(map(_value_in, maker.cbor_values, groups))
             return maker.make(fields), fields, None
     return None
 
