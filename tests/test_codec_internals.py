@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import fib_quant_kv as fqk
 from fib_quant_kv.codec import cbor, decode_value, detect
@@ -496,6 +499,29 @@ def test_parse_int_past_20_digits(literal: str, digits: int, negative: bool, sho
     assert (parsed < 0) is negative
     assert abs(parsed) == 10**MAX_INTEGER_DIGITS
     assert repr(parsed) == str(parsed) == shown
+
+
+# Number literals of every kind _parse_int tells apart, and digits where no integer is.
+_NUMBER_LITERALS = st.one_of(
+    st.integers(min_value=-(10**30), max_value=10**30).map(str),
+    st.sampled_from(["-0", "0", "-0.0", "-0e1", "1.5", "2e3", "0.000000000000000000001"]),
+    st.integers(min_value=0, max_value=10**30).map(lambda n: f'"{n}"'),
+)
+
+
+@given(st.lists(_NUMBER_LITERALS, max_size=8))
+def test_integers_read_in_c_or_through_parse_int_alike(literals: list[str]) -> None:
+    text = "[" + ",".join(literals) + "]"
+    apart = strict_json._integers_apart(text)
+    assert apart == ("-0" in text or any(len(d) > MAX_INTEGER_DIGITS for d in _digit_runs(text)))
+    read = strict_json.decode(text.encode())
+    assert [(type(v), repr(v)) for v in read] == [
+        (type(v), repr(v)) for v in strict_json._STRICT.decode(text)
+    ]
+
+
+def _digit_runs(text: str) -> list[str]:
+    return re.findall(r"[0-9]+", text)
 
 
 @pytest.mark.parametrize(

@@ -124,6 +124,25 @@ _STRICT = json.JSONDecoder(
     parse_int=_parse_int,
     parse_constant=_reject_constant,
 )
+# The same, converting integers in C: for a text with no literal that _parse_int would treat
+# apart (-0, or more digits than MAX_INTEGER_DIGITS), the two read alike, and a Python call per
+# integer is most of the parse of a document made of them.
+_STRICT_PLAIN_INTEGERS = json.JSONDecoder(
+    object_pairs_hook=_strict_pairs, parse_float=float, parse_constant=_reject_constant
+)
+# Digits as NUL, which a valid JSON text never holds raw: a run of NULs after translating is a
+# run of digits, found in one C-level search (a regular expression tries every digit it meets,
+# and took longer than the parse it was to spare).
+_DIGITS_AS_NUL = str.maketrans("0123456789", "\0" * 10)
+_TOO_MANY_DIGITS = "\0" * (MAX_INTEGER_DIGITS + 1)
+
+
+def _integers_apart(text: str) -> bool:
+    """Whether a text may hold an integer _parse_int reads apart: -0, or more digits than
+    MAX_INTEGER_DIGITS. A false alarm (in a string, a fraction) costs only the slower parse."""
+    return "-0" in text or _TOO_MANY_DIGITS in text.translate(_DIGITS_AS_NUL)
+
+
 _LOCATING = json.JSONDecoder(
     object_pairs_hook=_marking_pairs,
     parse_float=float,
@@ -209,11 +228,12 @@ _MANY_CONTAINERS = 1000
 
 
 def _parse(text: str, containers: int) -> Any:
+    decoder = _STRICT if _integers_apart(text) else _STRICT_PLAIN_INTEGERS
     if containers <= _MANY_CONTAINERS or not gc.isenabled():
-        return _STRICT.decode(text)
+        return decoder.decode(text)
     gc.disable()
     try:
-        return _STRICT.decode(text)
+        return decoder.decode(text)
     finally:
         gc.enable()
 
