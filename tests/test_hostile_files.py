@@ -14,6 +14,8 @@ import pytest
 
 from fib_quant_kv.cli import main
 from fib_quant_kv.codec.limits import MAX_DEPTH, MAX_DOCUMENT_BYTES
+from fib_quant_kv.errors import DecodeError
+from fib_quant_kv.files import SKIPPED_FOLDERS, Named, UnreadablePath, read_limited, walk
 from tests.shared import EXAMPLES
 
 GOOD = EXAMPLES / "key_shape.json"
@@ -223,3 +225,109 @@ def test_stdin_larger_than_the_limit(
     assert code == 1
     assert "-::: larger than the" in out
     assert "[decode.size_limit]" in out
+
+
+# Walking and reading, below the CLI -----------------------------------------------------------
+
+
+def _walked_by_os_walk(root: Path) -> list[str]:
+    """What a walk lists, as os.walk would find it: the specification the walk is held to."""
+    found: list[str] = []
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = sorted(
+            d
+            for d in dirs
+            if not d.startswith(".")
+            and d not in SKIPPED_FOLDERS
+            and not os.path.exists(os.path.join(folder, d, "pyvenv.cfg"))
+        )
+        found += [os.path.join(folder, f) for f in sorted(files) if f.endswith((".json", ".cbor"))]
+    return found
+
+
+def test_a_walk_lists_what_os_walk_finds_and_which_files_are_regular(tmp_path: Path) -> None:
+    special_files(tmp_path)
+    for folder in ("b", "a", "a/c", "a/c/d", ".hidden", "node_modules", "venv", "z"):
+        (tmp_path / folder).mkdir()
+        for name in ("key_shape.json", "x.cbor", "notes.txt"):
+            (tmp_path / folder / name).write_bytes(GOOD.read_bytes())
+    (tmp_path / "venv" / "pyvenv.cfg").write_text("home = /usr\n")
+    (tmp_path / "a" / "up").symlink_to(tmp_path)  # a loop: listed, never entered
+    (tmp_path / "a" / "link.json").symlink_to(tmp_path / "b" / "key_shape.json")
+    walked = list(walk(str(tmp_path)))
+    files = [item for item in walked if isinstance(item, Named)]
+    assert files == walked
+    assert [item.path for item in files] == _walked_by_os_walk(tmp_path)
+    regular = {os.path.relpath(item.path, tmp_path): item.regular for item in files}
+    assert {name for name, is_regular in regular.items() if not is_regular} == {
+        "a/link.json", "dangling.json", "fifo.json", "loop_a.json", "loop_b.json", "sock.json",
+    }  # fmt: skip
+    assert regular["a/c/d/key_shape.json"]
+    assert regular["empty.json"]
+
+
+def test_a_folder_that_cannot_be_listed_is_reported_where_its_files_would_be(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for folder in ("a", "b", "c"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "key_shape.json").write_bytes(GOOD.read_bytes())
+    real_scandir = os.scandir
+
+    def refusing_scandir(path: str) -> object:
+        if str(path) == str(tmp_path / "b"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", refusing_scandir)
+    walked = list(walk(str(tmp_path)))
+    assert [getattr(item, "path", None) for item in walked] == [
+        str(tmp_path / "a" / "key_shape.json"),
+        str(tmp_path / "b"),
+        str(tmp_path / "c" / "key_shape.json"),
+    ]
+    assert isinstance(walked[1], UnreadablePath)
+    assert walked[1].reason == "cannot list: Permission denied"
+
+
+def test_a_walked_file_is_read_without_fstat_unless_it_fills_one_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    small = tmp_path / "small.json"
+    small.write_bytes(GOOD.read_bytes())
+    exact = tmp_path / "exact.json"
+    exact.write_bytes(b" " * (1 << 16))
+    large = tmp_path / "large.json"
+    large.write_bytes(b"[" + b"0," * 100_000 + b"0]")
+    too_large = tmp_path / "too_large.json"
+    too_large.write_bytes(b" " * (MAX_DOCUMENT_BYTES + 1))
+    fstats: list[int] = []
+    real_fstat = os.fstat
+
+    def counting_fstat(fd: int) -> os.stat_result:
+        fstats.append(fd)
+        return real_fstat(fd)
+
+    monkeypatch.setattr(os, "fstat", counting_fstat)
+    assert read_limited(str(small), regular=True) == GOOD.read_bytes()
+    assert fstats == []
+    for path in (exact, large):  # a full first read: read again from the start, checked
+        assert read_limited(str(path), regular=True) == path.read_bytes()
+        assert read_limited(str(path)) == path.read_bytes()
+    assert len(fstats) == 4
+    refusals = []
+    for regular in (True, False):
+        with pytest.raises(DecodeError) as raised:
+            read_limited(str(too_large), regular=regular)
+        refusals.append(raised.value.message)
+    assert refusals[0] == refusals[1]
+    assert f"{MAX_DOCUMENT_BYTES + 1} bytes is larger" in refusals[0]
+
+
+def test_a_file_swapped_for_a_fifo_after_the_walk_is_read_without_waiting(tmp_path: Path) -> None:
+    fifo = special_files(tmp_path)["fifo"]
+    started = time.perf_counter()
+    assert read_limited(str(fifo), regular=True) == b""  # no writer: its end, at once
+    assert time.perf_counter() - started < 5
+    with pytest.raises(UnreadablePath, match="not a regular file"):
+        read_limited(str(fifo))

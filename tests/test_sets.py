@@ -660,11 +660,11 @@ def test_a_run_reads_each_document_once(
     read_by_check: list[str] = []
     read, check_set = sets.Files.read, sets.Run.check_set
 
-    def counted(self: sets.Files, path: str) -> bytes:
+    def counted(self: sets.Files, path: str, *, regular: bool = False) -> bytes:
         reads.append(path)
         if checking:
             read_by_check.append(path)
-        return read(self, path)
+        return read(self, path, regular=regular)
 
     def check(self: sets.Run, loaded: sets.LoadedSet) -> sets.Finding:
         checking.append(loaded.path)
@@ -713,9 +713,9 @@ def test_a_run_reads_decodes_judges_and_digests_each_document_once(
     read = sets.Files.read
     paths: Counter[str] = Counter()
 
-    def counted_read(store: sets.Files, path: str) -> bytes:
+    def counted_read(store: sets.Files, path: str, *, regular: bool = False) -> bytes:
         paths[path] += 1
-        return read(store, path)
+        return read(store, path, regular=regular)
 
     monkeypatch.setattr(sets.Files, "read", counted_read)
     monkeypatch.setattr(reading, "read_json", counting("decode", reading.read_json))

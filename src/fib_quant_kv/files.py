@@ -76,9 +76,19 @@ def too_large(path: str, size: int | None) -> DecodeError:
     )
 
 
-def read_limited(path: str) -> bytes:
+# What one read asks for: a whole document, as documents go, and the step past a file's size.
+_CHUNK = 1 << 16
+
+
+def read_limited(path: str, *, regular: bool = False) -> bytes:
     """Read a regular file or standard input, refusing more than the document size limit (a
-    DecodeError of rule decode.size_limit); a path that cannot be read is UnreadablePath."""
+    DecodeError of rule decode.size_limit); a path that cannot be read is UnreadablePath.
+
+    `regular`: a walk has just listed the path as a regular file. Its fstat (a third of the
+    cost of reading a small file, on every file of a folder) is then spared unless the file
+    fills one read: a smaller one is read whole. A file swapped for something else since the
+    listing is still read within the limit, and never waited on.
+    """
     if path == STDIN:
         return _read_stdin()
     try:
@@ -89,6 +99,13 @@ def read_limited(path: str) -> bytes:
     except ValueError:  # a NUL byte, which no file name holds
         raise UnreadablePath(path, "cannot open: a NUL byte in the file name") from None
     try:
+        if regular:
+            # A regular file's short read is its end (as below); a full one is read again
+            # from the start, with the checks.
+            first = os.read(fd, _CHUNK)
+            if len(first) < _CHUNK:
+                return first
+            os.lseek(fd, 0, os.SEEK_SET)
         info = os.fstat(fd)
         if stat.S_ISDIR(info.st_mode):
             raise UnreadablePath(path, "is a directory")
@@ -109,7 +126,7 @@ def read_limited(path: str) -> bytes:
             total += len(chunk)
             if total < want and info.st_size:
                 break  # a short read of a regular file of known size: its end
-            want = 1 << 16
+            want = _CHUNK
         data = b"".join(chunks)
     except OSError as exc:
         raise UnreadablePath(path, f"cannot read: {exc.strerror or exc}") from None
@@ -140,37 +157,73 @@ def _entered(folder: str, name: str) -> bool:
     return not os.path.exists(os.path.join(folder, name, "pyvenv.cfg"))
 
 
-def walk(root: str) -> Iterator[str | UnreadablePath]:
-    """JSON and CBOR files under a folder, sorted, without following symbolic links (no loops).
-
-    Hidden folders, virtual environments, node_modules and __pycache__ are not entered.
-    """
-    errors: list[OSError] = []
-    for folder, dirs, files in os.walk(root, onerror=errors.append):
-        while errors:
-            exc = errors.pop()
-            yield UnreadablePath(exc.filename or folder, f"cannot list: {exc.strerror or exc}")
-        dirs[:] = sorted(name for name in dirs if _entered(folder, name))
-        # os.path.join(folder, name) for each name, with the separator decided once a folder.
-        inside = os.path.join(folder, "")
-        yield from [inside + name for name in sorted(files) if name.endswith(SUFFIXES)]
-    for exc in errors:
-        yield UnreadablePath(exc.filename or root, f"cannot list: {exc.strerror or exc}")
-
-
 @dataclass(frozen=True, slots=True)
 class Named:
     """A path to judge, and whether the user named it (a walk's files may be skipped)."""
 
     path: str
     named: bool
+    # The walk that found it listed it as a regular file (see read_limited).
+    regular: bool = False
+
+
+def walk(root: str) -> Iterator[Named | UnreadablePath]:
+    """JSON and CBOR files under a folder, sorted, without following symbolic links (no loops).
+
+    Hidden folders, virtual environments, node_modules and __pycache__ are not entered. A
+    folder's files come before its sub-folders'; a folder that cannot be listed is an
+    UnreadablePath where its files would have been. Each file says whether its folder listed
+    it as a regular file (not a link, nor anything special), which spares reading it a check.
+    """
+    pending = [root]
+    while pending:
+        folder = pending.pop()
+        try:
+            with os.scandir(folder) as listing:
+                entries = sorted(listing, key=_name)
+        except OSError as exc:
+            yield UnreadablePath(exc.filename or folder, f"cannot list: {exc.strerror or exc}")
+            continue
+        # os.path.join(folder, name) for each name, with the separator decided once a folder.
+        inside = os.path.join(folder, "")
+        entered: list[str] = []
+        for entry in entries:
+            name = entry.name
+            if _is_dir(entry):
+                path = inside + name
+                if _entered(folder, name) and not os.path.islink(path):
+                    entered.append(path)
+            elif name.endswith(SUFFIXES):
+                yield Named(inside + name, named=False, regular=_is_regular(entry))
+        pending.extend(reversed(entered))  # the first sub-folder is walked next
+
+
+def _name(entry: os.DirEntry[str]) -> str:
+    return entry.name
+
+
+def _is_dir(entry: os.DirEntry[str]) -> bool:
+    """Whether an entry is a folder or a link to one (listed, as os.walk lists them, but a link
+    is not entered)."""
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False
+
+
+def _is_regular(entry: os.DirEntry[str]) -> bool:
+    """Whether the listing says an entry is a regular file itself (no system call where the
+    folder's listing gives each entry's type, as on Linux)."""
+    try:
+        return entry.is_file(follow_symlinks=False)
+    except OSError:
+        return False
 
 
 def expand(paths: list[str]) -> Iterator[Named | UnreadablePath]:
     """Each named path, with folders walked for *.json and *.cbor files."""
     for path in paths:
         if path != STDIN and os.path.isdir(path):
-            for found in walk(path):
-                yield found if isinstance(found, UnreadablePath) else Named(found, named=False)
+            yield from walk(path)
         else:
             yield Named(path, named=True)

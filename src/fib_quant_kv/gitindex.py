@@ -70,10 +70,10 @@ class Tracked:
             self._tracked.add(path)
         return path in self._tracked
 
-    def read(self, path: str) -> bytes:
+    def read(self, path: str, *, regular: bool = False) -> bytes:
         if not self.is_tracked(path):
             raise UnreadablePath(path, "not tracked by git, so not part of the commit")
-        return read_limited(path)
+        return read_limited(path, regular=regular)
 
     def names(self, folder: str) -> list[str]:
         return list(self._folders.get(folder, ()))

@@ -108,10 +108,11 @@ class Pairing:
             self._checkers[path] = known
         return known
 
-    def _read(self, path: str) -> Judged:
-        """A document's bytes, and its reading and shapeless verdict if a checker made them."""
+    def _read(self, path: str, regular: bool = False) -> Judged:
+        """A document's bytes, and its reading and shapeless verdict if a checker made them
+        (`regular`: a walk listed it as a regular file)."""
         found = self._unjudged.pop(path, None)
-        return (self.store.read(path), None, None) if found is None else found
+        return (self.store.read(path, regular=regular), None, None) if found is None else found
 
     def shapes_for(self, path: str, kind: str) -> tuple[list[str], str]:
         """The shapes a layout or geometry at this path is judged against, and where they came

@@ -156,7 +156,7 @@ class Run(Pairing):
                 self.folders[folder] = None
                 continue
             try:
-                data, reading, judged = self._read(item.path)
+                data, reading, judged = self._read(item.path, item.regular)
             except UnreadablePath as exc:
                 yield Finding(item.path, unreadable=exc.reason)
                 continue
