@@ -895,27 +895,46 @@ def test_nesting_limit_boundary(encoding: str) -> None:
     check(raise_from(nested(33)), fqk.DecodeError, None, "nesting deeper than 32")
 
 
-def test_a_parse_of_many_containers_leaves_the_collector_as_it_was() -> None:
-    """The JSON codec pauses the cyclic collector for a text of many containers, and only then."""
+def test_a_large_document_is_read_with_the_collector_paused_and_left_as_it_was() -> None:
+    """The strict path pauses the cyclic collector for a document past 4 KiB, from its decoding
+    until its value is judged and dropped (no collection scans its containers), and only then."""
     import gc
 
-    good = ("[" + ",".join(["[]"] * 2000) + "]").encode()
-    bad = ("[" + ",".join(["[]"] * 2000) + ",]").encode()
+    good = ("[" + ",".join(["[]"] * 20_000) + "]").encode()
+    bad = ("[" + ",".join(["[]"] * 20_000) + ",]").encode()
+    small = b"[[],[]]"
     assert gc.isenabled()
-    seen = []
+    paused: list[bool] = []
+    collections: list[str] = []
     real = gc.disable
 
     def noted() -> None:
-        seen.append(True)
+        paused.append(True)
         real()
 
+    def collected(phase: str, info: dict[str, int]) -> None:
+        collections.append(phase)
+
+    def refused(data: bytes) -> None:
+        gc.callbacks.append(collected)
+        try:
+            fqk.decode(data)
+        except fqk.FibQuantKvError:
+            return
+        finally:
+            gc.callbacks.remove(collected)
+        raise AssertionError("decoded")
+
+    for data in (good, bad, small):  # what the first reads import, imported
+        with pytest.raises(fqk.FibQuantKvError):
+            fqk.decode(data)
     gc.disable = noted  # type: ignore[assignment]
     try:
-        for data in (good, bad):
-            with pytest.raises(fqk.FibQuantKvError):
-                fqk.decode(data)
+        for data in (good, bad, small):
+            refused(data)
             assert gc.isenabled()
-        assert seen == [True, True]
+        assert paused == [True, True]
+        assert collections == []
         real()
         with pytest.raises(fqk.SchemaError):
             fqk.decode(good)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 from typing import TYPE_CHECKING, TypeAlias, TypeVar, overload
 
@@ -57,8 +58,26 @@ def read(data: bytes, encoding: Encoding | None = None) -> Reading:
     return strict(data, encoding)
 
 
+# Documents the reference writes are a few hundred bytes. What a text past this size decodes to
+# may hold hundreds of thousands of containers: they hold no cycles, yet the cyclic collector,
+# run every few hundred containers built, would scan them all while they are parsed (doubling
+# the parse) and again before they are dropped. It is paused from the decoding until the value
+# is judged and dropped, unless the caller has paused it already.
+_PAUSE_COLLECTOR_PAST = 1 << 12
+
+
 def strict(data: bytes, encoding: Encoding) -> Structure | Violation:
     """The strict path: the codec, then the structural stage."""
+    if len(data) <= _PAUSE_COLLECTOR_PAST or not gc.isenabled():
+        return _strict(data, encoding)
+    gc.disable()
+    try:
+        return _strict(data, encoding)
+    finally:
+        gc.enable()
+
+
+def _strict(data: bytes, encoding: Encoding) -> Structure | Violation:
     try:
         value = decode_value(data, encoding, document=True)
     except FibQuantKvError as exc:

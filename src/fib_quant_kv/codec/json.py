@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import json
 import re
 from typing import Any
@@ -221,21 +220,9 @@ def _check_depth(text: str) -> None:
             depth -= 1
 
 
-# A text with more containers than this is no document; its parse is made without the cyclic
-# garbage collector, which otherwise runs every few hundred lists built and doubles the time
-# (a JSON value holds no cycles, so the collector has nothing to find in it).
-_MANY_CONTAINERS = 1000
-
-
-def _parse(text: str, containers: int) -> Any:
+def _parse(text: str) -> Any:
     decoder = _STRICT if _integers_apart(text) else _STRICT_PLAIN_INTEGERS
-    if containers <= _MANY_CONTAINERS or not gc.isenabled():
-        return decoder.decode(text)
-    gc.disable()
-    try:
-        return decoder.decode(text)
-    finally:
-        gc.enable()
+    return decoder.decode(text)
 
 
 def decode(data: bytes) -> Any:
@@ -254,7 +241,7 @@ def decode(data: bytes) -> Any:
     if containers > 1:
         _check_depth(text)
     try:
-        value = _parse(text, containers)
+        value = _parse(text)
     except _DuplicateKeyError as dup:
         where = _locate_duplicate(text)
         key = where[-1] if where else dup.key
