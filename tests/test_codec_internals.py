@@ -7,12 +7,10 @@ import re
 from typing import Any
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 
 import fib_quant_kv as fqk
-from fib_quant_kv.codec import cbor, decode_value, detect
-from fib_quant_kv.codec import json as strict_json
+from fib_quant_kv.codec import cbor, decode_value, detect, json as strict_json
 from fib_quant_kv.codec.limits import (
     MAX_DEPTH,
     MAX_DOCUMENT_BYTES,

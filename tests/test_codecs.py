@@ -9,8 +9,7 @@ from typing import Any
 
 import cbor2
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 
 import fib_quant_kv as fqk
 from fib_quant_kv.codec import cbor as cbor_codec

@@ -9,8 +9,7 @@ from typing import Any
 import cbor2
 import pytest
 from blake3 import blake3
-from hypothesis import assume, example, given, settings
-from hypothesis import strategies as st
+from hypothesis import assume, example, given, settings, strategies as st
 
 import fib_quant_kv as fqk
 from fib_quant_kv import (

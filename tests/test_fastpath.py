@@ -13,12 +13,10 @@ from typing import Any
 import cbor2
 import pydantic
 import pytest
-from hypothesis import assume, example, given, settings
-from hypothesis import strategies as st
+from hypothesis import assume, example, given, settings, strategies as st
 
 import fib_quant_kv as fqk
-from fib_quant_kv import contracts, fastpath
-from fib_quant_kv import reading as reading_module
+from fib_quant_kv import contracts, fastpath, reading as reading_module
 from fib_quant_kv.codec import detect
 from fib_quant_kv.codec.limits import MAX_DOCUMENT_BYTES
 from fib_quant_kv.contracts import CONTRACTS, Document, contract_of, property_schema

@@ -15,8 +15,7 @@ from typing import Any
 
 import cbor2
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 import fib_quant_kv as fqk
 from fib_quant_kv.cli import main

@@ -436,8 +436,7 @@ def test_canonical_layout_validates_the_shape_first() -> None:
 
 def test_the_values_the_rules_name_are_the_generated_enums_values() -> None:
     # The rules compare plain strings (the hot path reads no enum); each must be a member's value.
-    from fib_quant_kv.rules import layout as layout_rules
-    from fib_quant_kv.rules import shape as shape_rules
+    from fib_quant_kv.rules import layout as layout_rules, shape as shape_rules
 
     assert {shape_rules.MHA, shape_rules.MQA, shape_rules.GQA} == set(fqk.KvAttentionKind)
     assert {shape_rules.KEY, shape_rules.VALUE} == set(fqk.KvRole)
@@ -482,8 +481,7 @@ def test_the_fields_the_rules_read_are_the_contracts_fields_as_its_schema_types_
 ) -> None:
     # The Protocols name what the rules read of a model or of the hot path's named tuple; they
     # are written out for the type checker, so this holds them to the schema.
-    from fib_quant_kv.rules import geometry, layout
-    from fib_quant_kv.rules import shape as shape_rules
+    from fib_quant_kv.rules import geometry, layout, shape as shape_rules
 
     protocol = {
         "fib_quant_kv_tensor_shape_v1": shape_rules.ShapeFields,

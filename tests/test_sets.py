@@ -642,8 +642,7 @@ def test_a_run_reads_each_document_once(
     # run is split).
     from fib_quant_kv import sets, verdict
     from fib_quant_kv.cli import parallel
-    from fib_quant_kv.sets import pairing
-    from fib_quant_kv.sets import run as judging
+    from fib_quant_kv.sets import pairing, run as judging
 
     decoded: list[bytes] = []
     decode = verdict.read

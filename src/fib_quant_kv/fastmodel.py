@@ -11,8 +11,7 @@ from fib_quant_kv.contracts import field_names
 
 if TYPE_CHECKING:
     from fib_quant_kv.contracts import Document
-    from fib_quant_kv.fastpath import Table
-    from fib_quant_kv.fastpath import _Compiled as Compiled
+    from fib_quant_kv.fastpath import Table, _Compiled as Compiled
     from fib_quant_kv.rules import DocumentFields
 
 _new_instance = object.__new__

@@ -26,8 +26,7 @@ from fib_quant_kv.contracts import (
 from fib_quant_kv.errors import Rule
 from fib_quant_kv.files import SET_FILE
 from fib_quant_kv.rules import RULES, rule_kind
-from fib_quant_kv.rules.sets import NO_SHAPE, SET_FORMAT, SET_SCHEMA, SET_STEP
-from fib_quant_kv.rules.sets import RULES as SET_RULES
+from fib_quant_kv.rules.sets import NO_SHAPE, RULES as SET_RULES, SET_FORMAT, SET_SCHEMA, SET_STEP
 
 _STEPS = (
     "1 decoding, 2 the schema, 3 to 9 the reference's rules in its order (a layout's or "

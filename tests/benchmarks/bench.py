@@ -24,8 +24,7 @@ from blake3 import blake3
 from pydantic import BaseModel
 
 import fib_quant_kv as fqk
-from fib_quant_kv.codec import cbor as cbor_codec
-from fib_quant_kv.codec import json as json_codec
+from fib_quant_kv.codec import cbor as cbor_codec, json as json_codec
 from fib_quant_kv.contracts import CONTRACTS, schema
 from fib_quant_kv.digests import domain_digest, encode
 from fib_quant_kv.fastpath import read_cbor, read_json
