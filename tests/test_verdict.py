@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 from collections import Counter
 from pathlib import Path
@@ -147,23 +148,28 @@ def _raised(data: bytes) -> list[fqk.Violation]:
     return [raised.value.violation]
 
 
-def test_the_public_api_is_named_once() -> None:
-    """The lazy table, __all__ and the names type checkers see agree."""
+def test_the_public_api_is_named_once_for_type_checkers_and_once_as_data() -> None:
+    """What type checkers see (re-exports by module) and the lazy table agree, name for name
+    and module for module; __all__ is the table's."""
     import ast
 
     source = Path(fqk.__file__).read_text()
-    tree = ast.parse(source)
     typed = {
-        alias.asname or alias.name
-        for node in ast.walk(tree)
+        alias.name: node.module
+        for node in ast.walk(ast.parse(source))
         if isinstance(node, ast.ImportFrom)
         and node.module
         and node.module.startswith("fib_quant_kv")
         for alias in node.names
+        if alias.asname == alias.name  # re-exported as itself
     }
-    assert set(fqk._EXPORTS) == set(fqk.__all__) == typed
-    for name in fqk.__all__:
-        assert getattr(fqk, name) is not None
+    assert typed == fqk._EXPORTS
+    assert fqk.__all__ == sorted(typed)
+    for name, module in typed.items():
+        assert getattr(fqk, name) == getattr(importlib.import_module(module), name)
+    star: dict[str, Any] = {}
+    exec("from fib_quant_kv import *", star)
+    assert set(star) - {"__builtins__"} == set(typed)
 
 
 def test_a_field_swapped_for_an_equal_value_of_another_type_is_checked_afresh() -> None:
