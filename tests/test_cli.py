@@ -83,6 +83,20 @@ def test_without_a_shape_layouts_are_judged_against_the_shape_named_like_them(
     assert f"against {EXAMPLES / 'key_shape.json'} blake3:cdb431e2" in out
 
 
+def test_a_layout_against_a_broken_shape_says_it_was_judged_against_no_valid_shape(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    shape = json.loads((EXAMPLES / "key_shape.json").read_text())
+    (tmp_path / "key_shape.json").write_text(json.dumps({**shape, "attention_kind": "mha"}))
+    layout = (EXAMPLES / "key_layout.json").read_bytes()
+    (tmp_path / "key_layout.json").write_bytes(layout)
+    code, out, _ = run(capsys, "validate", str(tmp_path / "key_layout.json"))
+    assert code == 1
+    assert "the shape is invalid at /query_heads" in out
+    # Where a shape has no digest, broken or missing (a set file may name one that is gone).
+    assert out.rstrip().endswith(f"against {tmp_path / 'key_shape.json'} (no valid shape)")
+
+
 def test_cli_agrees_with_the_library_on_every_vector(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:

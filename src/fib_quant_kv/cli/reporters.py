@@ -94,11 +94,12 @@ def _use_colour(stream: TextIO) -> bool:
 
 
 def _against(finding: Finding) -> str:
-    """` against SHAPE DIGEST, ...`: what a layout or geometry was judged against."""
+    """` against SHAPE DIGEST, ...`: what a layout or geometry was judged against (a shape
+    with no digest is broken or missing: its violations say which)."""
     if not finding.shapes:
         return ""
     return " against " + ", ".join(
-        f"{display_path(b.path)} {b.digest or '(invalid shape)'}" for b in finding.shapes
+        f"{display_path(b.path)} {b.digest or '(no valid shape)'}" for b in finding.shapes
     )
 
 
