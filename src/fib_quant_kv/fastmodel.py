@@ -89,13 +89,13 @@ class ModelMaker:
             return {raw: members[value] for raw, value in texts[name].items()}
 
         # The patterns' tables, with each enum field's giving its member.
-        self.json_values = [
-            members_of(name, compiled.json_texts) if name in self.members else convert
-            for name, convert in zip(names, compiled.json_values, strict=True)
+        self.json_tables = [
+            members_of(name, compiled.json_texts) if name in self.members else table
+            for name, table in zip(names, compiled.json_tables, strict=True)
         ]
-        self.cbor_values = [
-            members_of(name, compiled.cbor_texts) if name in self.members else convert
-            for name, convert in zip(names, compiled.cbor_values, strict=True)
+        self.cbor_tables = [
+            members_of(name, compiled.cbor_texts) if name in self.members else table
+            for name, table in zip(names, compiled.cbor_tables, strict=True)
         ]
 
     def make(self, fields: DocumentFields) -> Document:

@@ -190,7 +190,7 @@ class _Compiled:
         # whitespace surround every token.
         json_parts: list[tuple[bytes, bytes]] = []
         # Each field's table, from its matched bytes to its value (see Integers).
-        json_values: list[Table] = []
+        json_tables: list[Table] = []
         template: list[str] = []
         cbor_by_key: dict[bytes, tuple[bytes, Table]] = {}
         # Each string field's matched text -> value, by encoding: the model's maker swaps the
@@ -206,14 +206,14 @@ class _Compiled:
             if prop.get("type") == "integer":
                 bounds = _uint_bounds(where, prop)
                 json_parts.append((key, _json_uint(*bounds)))
-                json_values.append(JSON_INTEGERS)
+                json_tables.append(JSON_INTEGERS)
                 template.append(f'"{name}":%d')
                 cbor_by_key[_cbor_text(name)] = (_cbor_uint(*bounds), CBOR_INTEGERS)
                 continue
             allowed = _allowed_texts(where, prop)
             json_parts.append((key, b'"(' + b"|".join(v.encode() for v in allowed) + b')"'))
             json_texts = self.json_texts[name] = {v.encode(): v for v in allowed}
-            json_values.append(json_texts)
+            json_tables.append(json_texts)
             template.append(f'"{name}":"%s"')
             cbor_texts = self.cbor_texts[name] = {_cbor_text(v): v for v in allowed}
             cbor_by_key[_cbor_text(name)] = (
@@ -224,7 +224,7 @@ class _Compiled:
         self.json_source = b"\\{" + b",".join(k + b":" + v for k, v in json_parts) + b"\\}"
         spaced = (_WS + b"," + _WS).join(k + _WS + b":" + _WS + v for k, v in json_parts)
         self.spaced_json_source = _WS + b"\\{" + _WS + spaced + _WS + b"\\}" + _WS
-        self.json_values = json_values
+        self.json_tables = json_tables
         self.template = "{" + ",".join(template) + "}"
         # The same as bytes, filled with the JSON pattern's groups as matched: the pattern has
         # proven the digits canonical (no sign, no leading zero) and the strings plain, so
@@ -240,7 +240,7 @@ class _Compiled:
         # The groups come in key order: put back in field order, then converted.
         order = [_cbor_text(name) for name in names]
         self.to_field_order = operator.itemgetter(*[cbor_keys.index(k) for k in order])
-        self.cbor_values = [cbor_by_key[k][1] for k in order]
+        self.cbor_tables = [cbor_by_key[k][1] for k in order]
 
     # Compiled on first use: together they take milliseconds to compile, and a run over one
     # document needs one of them (a command's start-up is most of a single-file run).
@@ -318,13 +318,13 @@ def read_json(data: bytes) -> FastRead | None:
     compiled = _compact(data)
     match = None if compiled is None else compiled.json_pattern.fullmatch(data)
     if compiled is not None and match is not None:
-        fields = compiled.fields(map(_value_in, compiled.json_values, match.groups()))
+        fields = compiled.fields(map(_value_in, compiled.json_tables, match.groups()))
         return compiled.contract, fields, data
     for compiled in _COMPILED.values():
         match = compiled.spaced_json_pattern.fullmatch(data)
         if match is not None:
             groups = match.groups()
-            fields = compiled.fields(map(_value_in, compiled.json_values, groups))
+            fields = compiled.fields(map(_value_in, compiled.json_tables, groups))
             return compiled.contract, fields, compiled.json_template % groups
     return None
 
@@ -337,7 +337,7 @@ def read_cbor(data: bytes) -> FastRead | None:
         match = compiled.cbor_pattern.fullmatch(data)
         if match is not None:
             groups = compiled.to_field_order(match.groups())
-            fields = compiled.fields(map(_value_in, compiled.cbor_values, groups))
+            fields = compiled.fields(map(_value_in, compiled.cbor_tables, groups))
             # canonical_of's template, from the contract in hand.
             return compiled.contract, fields, (compiled.template % fields).encode("ascii")
     return None
@@ -358,14 +358,14 @@ def decode_json(data: bytes) -> Made | None:
     match = None if compiled is None else compiled.json_pattern.fullmatch(data)
     if compiled is not None and match is not None:
         maker = compiled.maker
-        fields = compiled.fields(map(_value_in, maker.json_values, match.groups()))
+        fields = compiled.fields(map(_value_in, maker.json_tables, match.groups()))
         return maker.make(fields), fields, data
     for compiled in _COMPILED.values():
         match = compiled.spaced_json_pattern.fullmatch(data)
         if match is not None:
             groups = match.groups()
             maker = compiled.maker
-            fields = compiled.fields(map(_value_in, maker.json_values, groups))
+            fields = compiled.fields(map(_value_in, maker.json_tables, groups))
             return maker.make(fields), fields, compiled.json_template % groups
     return None
 
@@ -379,7 +379,7 @@ def decode_cbor(data: bytes) -> Made | None:
         if match is not None:
             maker = compiled.maker
             groups = compiled.to_field_order(match.groups())
-            fields = compiled.fields(map(_value_in, maker.cbor_values, groups))
+            fields = compiled.fields(map(_value_in, maker.cbor_tables, groups))
             return maker.make(fields), fields, None
     return None
 
