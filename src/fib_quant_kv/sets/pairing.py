@@ -9,11 +9,10 @@ from typing import TYPE_CHECKING, TypeAlias
 
 from fib_quant_kv.errors import FibQuantKvError
 from fib_quant_kv.files import SET_FILE, UnreadablePath, encoding_of
-from fib_quant_kv.reading import Reading, read
-from fib_quant_kv.result import Verdict
+from fib_quant_kv.reading import read
 from fib_quant_kv.rules.sets import MISSING
 from fib_quant_kv.sets.names import FolderNames, geometry_base, prefer, split_name
-from fib_quant_kv.sets.setcheck import Content
+from fib_quant_kv.sets.setcheck import Content, Judged
 from fib_quant_kv.sets.setfile import LoadedSet, entry_path, load_set
 from fib_quant_kv.sets.stores import Files, Store
 from fib_quant_kv.verdict import SHAPELESS, Checker
@@ -24,10 +23,6 @@ if TYPE_CHECKING:
 # What a run notes as it judges: folders, shapes named, paths judged, files skipped (and the
 # first of them), and what the documents its folders' set files list hold.
 Notes: TypeAlias = "tuple[dict[str, None], list[str], set[str], int, list[str], dict[str, Content]]"
-
-# A document's bytes, and (when a checker read it first) its reading and its verdict without a
-# shape, which is final for a shape.
-Judged: TypeAlias = "tuple[bytes, Reading | None, Verdict | None]"
 
 # How many skipped files a run names.
 SKIPPED_NAMED = 5

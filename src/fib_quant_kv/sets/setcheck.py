@@ -28,13 +28,18 @@ from fib_quant_kv.verdict import SHAPELESS
 # What a set file's check needs of a listed document: (kind, role, digest of its canonical JSON),
 # or None when it cannot be decoded or breaks its schema.
 Content: TypeAlias = "tuple[str, str | None, str] | None"
+# A document's bytes, and (when a checker read it first) its reading and its verdict without a
+# shape, which is final for a shape; and how a check reads a listed document the run has not
+# judged.
+Judged: TypeAlias = "tuple[bytes, Reading | None, Verdict | None]"
+ReadDocument: TypeAlias = "Callable[[str], Judged]"
 
 
 def check_set(
     loaded: LoadedSet,
     store: Store,
     contents: Mapping[str, Content],
-    read_document: Callable[[str], tuple[bytes, Reading | None, Verdict | None]],
+    read_document: ReadDocument,
 ) -> Finding:
     """The finding for a set file: its own problems, then each listed document's (its content
     taken from `contents` where a run judged it already, else read), each with its line and
@@ -48,7 +53,7 @@ def _check(
     loaded: LoadedSet,
     store: Store,
     contents: Mapping[str, Content],
-    read_document: Callable[[str], tuple[bytes, Reading | None, Verdict | None]],
+    read_document: ReadDocument,
 ) -> Finding:
     finding = Finding(loaded.path, kind="set", violations=list(loaded.violations))
     if loaded.violations and loaded.digest is None:
