@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -221,32 +222,18 @@ class Verdict:
     def detached(self) -> Verdict:
         """The same result with its digest written and without its model, fields or contract:
         what a report needs, and all a process hands another."""
-        return _from_report(*self._reported())
-
-    def _reported(self) -> Report:
-        """What a report reads of a verdict (and what two verdicts are compared by)."""
-        return (
-            self.path,
-            self.kind,
-            self.violations,
-            self.digest,
-            self.rules_run,
-            self.shapes,
-            self.unreadable,
-            self.structure_only,
-            self.dependent_of,
-        )
+        return _from_report(*_report(self))
 
     def __reduce__(self) -> tuple[Callable[..., Verdict], Report]:
         """A verdict pickles as its report (what `detached` keeps): the parallel run hands its
         parent thousands, and a call each rebuilds them at half the cost of pickle's default
         (a dict of slot values per verdict)."""
-        return _from_report, self._reported()
+        return _from_report, _report(self)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Verdict):
             return NotImplemented
-        return self._reported() == other._reported() and self.document == other.document
+        return _report(self) == _report(other) and self.document == other.document
 
     __hash__ = None  # type: ignore[assignment]  # mutable, as a dataclass with eq would be
 
@@ -256,6 +243,13 @@ class Verdict:
             f"violations={self.violations!r}, digest={self.digest!r}, "
             f"rules_run={self.rules_run!r}, shapes={self.shapes!r}, path={self.path!r})"
         )
+
+
+# What a report reads of a verdict, in Report's order (and what two verdicts are compared by).
+_report: Callable[[Verdict], Report] = operator.attrgetter(
+    "path", "kind", "violations", "digest", "rules_run", "shapes", "unreadable",
+    "structure_only", "dependent_of",
+)  # fmt: skip
 
 
 def _from_report(
