@@ -518,6 +518,23 @@ def test_integers_read_in_c_or_through_parse_int_alike(literals: list[str]) -> N
     ]
 
 
+def test_a_text_without_integers_read_apart_never_calls_parse_int(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The hooked decoder is for texts that need it; the others are read in C.
+    class Refusing:
+        def decode(self, text: str) -> Any:
+            raise AssertionError(f"parse_int's decoder read {text}")
+
+    monkeypatch.setattr(strict_json, "_STRICT", Refusing())
+    assert strict_json.decode(b'{"a": [1, 22, 18446744073709551615], "b": -1.5}') == {
+        "a": [1, 22, 18446744073709551615],
+        "b": -1.5,
+    }
+    with pytest.raises(AssertionError, match="parse_int's decoder"):
+        strict_json.decode(b"[-0]")
+
+
 def _digit_runs(text: str) -> list[str]:
     return re.findall(r"[0-9]+", text)
 

@@ -249,6 +249,10 @@ def test_a_schema_keyword_the_fast_path_cannot_compile_is_declined(tmp_path: Pat
         found = read(data)
         assert found is not None
         assert (found[0], found[2]) == (v1, fqk.encode(shape))
+        # Each compiled contract is found by its marker too: a verdict from the hot path
+        # builds its model from there.
+        assert fastpath._BY_MARKER[v1.marker] is fastpath._COMPILED[v1.marker.encode()]
+        assert fqk.check(data).document == shape
 
 
 def test_a_declined_contracts_canonical_json_is_written_as_serde_json_writes_it(
