@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import stat
 import sys
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from typing import NamedTuple
 
 from fib_quant_kv.codec import Encoding, detect
 from fib_quant_kv.codec.limits import MAX_DOCUMENT_BYTES, SIZE_LIMIT
@@ -157,14 +158,19 @@ def _entered(folder: str, name: str) -> bool:
     return not os.path.exists(os.path.join(folder, name, "pyvenv.cfg"))
 
 
-@dataclass(frozen=True, slots=True)
-class Named:
+class Named(NamedTuple):
     """A path to judge, and whether the user named it (a walk's files may be skipped)."""
 
     path: str
     named: bool
     # The walk that found it listed it as a regular file (see read_limited).
     regular: bool = False
+
+
+# A walked file's Named, made in one C call (a frozen dataclass set each field through
+# object.__setattr__, and a named tuple's own constructor is a Python function): a walk makes
+# one for each of thousands of files.
+_walked: Callable[[tuple[str, bool, bool]], Named] = functools.partial(tuple.__new__, Named)
 
 
 def walk(root: str) -> Iterator[Named | UnreadablePath]:
@@ -194,7 +200,7 @@ def walk(root: str) -> Iterator[Named | UnreadablePath]:
                 if _entered(folder, name) and not os.path.islink(path):
                     entered.append(path)
             elif name.endswith(SUFFIXES):
-                yield Named(inside + name, named=False, regular=_is_regular(entry))
+                yield _walked((inside + name, False, _is_regular(entry)))
         pending.extend(reversed(entered))  # the first sub-folder is walked next
 
 
