@@ -252,10 +252,10 @@ def test_the_judges_constructor_makes_what_the_plain_one_makes() -> None:
     assert fast.digest == plain.digest == fqk.digest(shape)
 
 
-def test_a_verdict_pickles_as_its_report() -> None:
+def test_a_verdict_pickles_as_its_report_and_is_rebuilt_as_the_constructor_builds_it() -> None:
     import pickle
 
-    from fib_quant_kv.result import Bound, Verdict
+    from fib_quant_kv.result import Bound, Verdict, from_report, report_of
     from fib_quant_kv.verdict import Checker
 
     checker = Checker.for_shape((EXAMPLES / "key_shape.json").read_bytes(), name="key_shape.json")
@@ -265,8 +265,25 @@ def test_a_verdict_pickles_as_its_report() -> None:
     odd = Verdict("x.json", kind="layout", structure_only=True, dependent_of="key_shape.json")
     odd.shapes = [Bound("key_shape.json", None)]
     for sent in (valid, broken, unreadable, odd):
+        reported = report_of(sent)
         back = pickle.loads(pickle.dumps(sent, pickle.HIGHEST_PROTOCOL))
-        assert back == sent.detached()
+        plain = Verdict(
+            reported[0],
+            kind=reported[1],
+            violations=reported[2],
+            digest=reported[3],
+            rules_run=reported[4],
+            shapes=reported[5],
+            unreadable=reported[6],
+            structure_only=reported[7],
+            dependent_of=reported[8],
+        )
+        rebuilt = from_report(*reported)
+        assert back == rebuilt == plain  # the report, and no model
+        assert report_of(back) == reported
+        assert [getattr(rebuilt, name) for name in Verdict.__slots__] == [
+            getattr(plain, name) for name in Verdict.__slots__
+        ]
         assert (back.valid, back.digest, back.path) == (sent.valid, sent.digest, sent.path)
         assert back.document is None  # the report only: no model crosses a process
     assert valid.shapes == [Bound("key_shape.json", checker.shape_digest)]

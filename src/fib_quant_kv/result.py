@@ -219,21 +219,16 @@ class Verdict:
             return None
         return self.document  # type: ignore[return-value]  # a shape's
 
-    def detached(self) -> Verdict:
-        """The same result with its digest written and without its model, fields or contract:
-        what a report needs, and all a process hands another."""
-        return _from_report(*_report(self))
-
     def __reduce__(self) -> tuple[Callable[..., Verdict], Report]:
-        """A verdict pickles as its report (what `detached` keeps): the parallel run hands its
-        parent thousands, and a call each rebuilds them at half the cost of pickle's default
-        (a dict of slot values per verdict)."""
-        return _from_report, _report(self)
+        """A verdict pickles as its report, its digest written, without its model, fields or
+        contract (what a report needs, and all a process hands another): a call each rebuilds
+        them, at half the cost of pickle's default (a dict of slot values per verdict)."""
+        return from_report, report_of(self)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Verdict):
             return NotImplemented
-        return _report(self) == _report(other) and self.document == other.document
+        return report_of(self) == report_of(other) and self.document == other.document
 
     __hash__ = None  # type: ignore[assignment]  # mutable, as a dataclass with eq would be
 
@@ -246,13 +241,13 @@ class Verdict:
 
 
 # What a report reads of a verdict, in Report's order (and what two verdicts are compared by).
-_report: Callable[[Verdict], Report] = operator.attrgetter(
+report_of: Callable[[Verdict], Report] = operator.attrgetter(
     "path", "kind", "violations", "digest", "rules_run", "shapes", "unreadable",
     "structure_only", "dependent_of",
 )  # fmt: skip
 
 
-def _from_report(
+def from_report(
     path: str,
     kind: str | None,
     violations: list[Violation],
@@ -263,15 +258,12 @@ def _from_report(
     structure_only: bool,
     dependent_of: str | None,
 ) -> Verdict:
-    """A verdict rebuilt from its pickled report (see Verdict.__reduce__)."""
-    return Verdict(
-        path,
-        kind=kind,
-        violations=violations,
-        digest=digest,
-        rules_run=rules_run,
-        shapes=shapes,
-        unreadable=unreadable,
-        structure_only=structure_only,
-        dependent_of=dependent_of,
-    )
+    """The verdict a report describes (see report_of), with no model, fields or contract: what
+    the constructor makes of the same values, without its keywords and defaults to weigh, for
+    each of the thousands of findings a parallel run hands over (a test holds the two alike)."""
+    made: Verdict = _new(Verdict)
+    made.path, made.kind, made.violations, made._digest = path, kind, violations, digest
+    made.rules_run, made.shapes, made.unreadable = rules_run, shapes, unreadable
+    made.structure_only, made.dependent_of, made.contract = structure_only, dependent_of, None
+    made._held, made._proof, made._hashed, made._document = None, None, None, None
+    return made

@@ -41,6 +41,8 @@ def judge(
     """Judge `items` with `run`, the later half in a child; `report` gets each finding in order."""
     import pickle  # here, not at the top: only a run this large pays for the import
 
+    from fib_quant_kv.result import from_report, report_of
+
     half = len(items) // 2
     first, second = items[:half], items[half:]
     read_end, write_end = os.pipe()
@@ -49,8 +51,8 @@ def judge(
         os.close(read_end)
         status = 1
         try:
-            # A finding's model and fields stay here: a report needs neither.
-            found = [finding.detached() for finding in run.judge_items(second)]
+            # What a report reads of each finding: its model and fields stay here.
+            found = [report_of(finding) for finding in run.judge_items(second)]
             payload = (found, run.notes())
             with os.fdopen(write_end, "wb") as pipe:
                 pipe.write(pickle.dumps(payload, pickle.HIGHEST_PROTOCOL))
@@ -67,7 +69,7 @@ def judge(
         for finding in run.judge_items(second):  # the child failed: its half is judged here
             report(finding)
         return
-    findings, notes = pickle.loads(received)
-    for finding in findings:
-        report(finding)
+    reports, notes = pickle.loads(received)
+    for reported in reports:
+        report(from_report(*reported))
     run.absorb(notes)
