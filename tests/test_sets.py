@@ -633,6 +633,36 @@ def test_a_run_split_across_two_processes_says_what_one_process_says(
     assert len(alone[1].splitlines()) > 40
 
 
+def test_a_shape_gets_its_checker_only_when_a_document_pairs_with_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A walk of shapes alone builds no checker (most shapes of a walk pair with nothing); a
+    # layout that pairs with one gets it built from the shape's own verdict, once.
+    from fib_quant_kv.verdict import Checker
+
+    made: list[str] = []
+    build = Checker.for_valid_shape.__func__  # type: ignore[attr-defined]
+
+    def counted(cls: type[Checker], verdict: Any, *, name: str = "") -> Checker:
+        made.append(name)
+        return build(cls, verdict, name=name)  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(Checker, "for_valid_shape", classmethod(counted))
+    shape = (EXAMPLES / "key_shape.json").read_bytes()
+    alone = fqk.validate_documents({f"kv/s{i}.json": shape for i in range(20)})
+    assert all(found.valid for found in alone.values())
+    assert made == []
+    paired = fqk.validate_documents(
+        {
+            "kv/key_shape.json": shape,
+            "kv/key_layout.json": (EXAMPLES / "key_layout.json").read_bytes(),
+            "kv/other_shape.json": shape,
+        }
+    )
+    assert all(found.valid for found in paired.values())
+    assert made == ["kv/key_shape.json"]
+
+
 @pytest.mark.parametrize("split", [False, True])
 def test_a_run_reads_each_document_once(
     cli: Cli, models: Path, monkeypatch: pytest.MonkeyPatch, split: bool

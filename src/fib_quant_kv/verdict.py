@@ -138,11 +138,15 @@ class Checker:
         elif not verdict.valid:
             self._broken = list(verdict.violations)
         else:
-            self._digest = verdict.digest  # written first: it writes the canonical JSON too
-            assert verdict.held is not None  # a valid document has its fields
-            _, fields, self._canonical, model = verdict.held
-            self._fields = fields  # type: ignore[assignment]  # a shape's
-            self._model = model  # type: ignore[assignment]  # a shape's
+            self._hold(verdict)
+
+    def _hold(self, verdict: Verdict) -> None:
+        """Hold a valid shape's digest, fields, canonical JSON and model."""
+        self._digest = verdict.canonical_digest()  # written first: it writes the canonical JSON
+        assert verdict.held is not None  # a valid document has its fields
+        _, fields, self._canonical, model = verdict.held
+        self._fields = fields  # type: ignore[assignment]  # a shape's
+        self._model = model  # type: ignore[assignment]  # a shape's
 
     @classmethod
     def for_shape(
@@ -171,6 +175,14 @@ class Checker:
         checker._take(verdict)
         if checker._broken and strict:
             raise checker._broken[0].to_error()
+        return checker
+
+    @classmethod
+    def for_valid_shape(cls, verdict: Verdict, *, name: str = "") -> Checker:
+        """A checker for a shape its verdict found valid, from what the verdict holds: what was
+        added to the verdict since (a run adds the cache's agreement) is not the shape's own."""
+        checker = cls(name=name)
+        checker._hold(verdict)
         return checker
 
     @classmethod

@@ -18,6 +18,7 @@ from fib_quant_kv.sets.stores import Files, Store
 from fib_quant_kv.verdict import SHAPELESS, Checker
 
 if TYPE_CHECKING:
+    from fib_quant_kv.result import Verdict
     from fib_quant_kv_models import KvTensorShapeV1
 
 # What a run notes as it judges: folders, shapes named, paths judged, files skipped (and the
@@ -54,6 +55,10 @@ class Pairing:
         # The checker of each shape, made from its verdict when the run judged it as a
         # document, or read and judged for a document paired with it: a shape is judged once.
         self._checkers: dict[str, Checker] = {}
+        # A valid shape the run judged as a document, its verdict as its own rules left it:
+        # its checker is made when a document first pairs with it (most shapes of a walk pair
+        # with none, and a checker kept for each cost a tenth of the walk).
+        self._valid_shapes: dict[str, Verdict] = {}
         self._sets: dict[str, LoadedSet | None] = {}
         self._names: dict[str, FolderNames] = {}
         # What the paths judged so far call for: their folders (in order, for set files), the
@@ -88,6 +93,10 @@ class Pairing:
     def _checker(self, path: str) -> Checker:
         known = self._checkers.get(path)
         if known is None:
+            shape = self._valid_shapes.pop(path, None)
+            if shape is not None:
+                known = self._checkers[path] = Checker.for_valid_shape(shape, name=path)
+                return known
             try:
                 data = self.store.read(path)
                 reading = read(data, encoding_of(path, data))

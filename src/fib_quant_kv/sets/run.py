@@ -118,8 +118,12 @@ class Run(Pairing):
             if contract is not None and path != STDIN:
                 if contract.kind == "shape" and path not in self._checkers:
                     # The shape as its own rules judge it, before the cache's agreement: what
-                    # the documents paired with it are judged against.
-                    self._checkers[path] = Checker.for_verdict(verdict, strict=False, name=path)
+                    # the documents paired with it are judged against (a valid one's checker
+                    # is made from this verdict when first asked for).
+                    if verdict.valid:
+                        self._valid_shapes[path] = verdict
+                    else:
+                        self._checkers[path] = Checker.for_verdict(verdict, strict=False, name=path)
                 fields = verdict.fields
                 if verdict.valid and fields is not None:
                     agreement = self._agreement(path, fields)  # type: ignore[arg-type]
